@@ -1,0 +1,174 @@
+"""The OpenAI-compatible API: /v1/audio/speech, /v1/audio/voices, /v1/models."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from ninja import NinjaAPI, Router
+from ninja.errors import HttpError, ValidationError
+from ninja.parser import Parser
+
+from speech import schemas
+from speech.conf import get_config
+from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
+from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
+from speech.hangup import Cancellation, watcher
+
+logger = logging.getLogger(__name__)
+
+router = Router(tags=["audio"])
+
+ERRORS: dict[int | str, Any] = {
+    400: schemas.ErrorBody, 401: schemas.ErrorBody, 429: schemas.ErrorBody,
+    502: schemas.ErrorBody, 504: schemas.ErrorBody,
+}  # fmt: skip
+
+
+@router.post("/audio/speech", response={200: None, **ERRORS}, summary="Create speech (streamed)")
+def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpResponse:
+    limit = get_config()["MAX_INPUT_CHARS"]
+    if not body.input.strip():
+        raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
+    if len(body.input) > limit:
+        raise InvalidRequest(
+            f"'input' is {len(body.input)} characters long; the limit is {limit}.",
+            param="input",
+            code="string_above_max_length",
+        )
+    speech = SpeechRequest(**body.dict())
+    cancel = Cancellation()
+    stream = engine_for_model(speech.model).speak(speech, cancel)
+    return _streaming_response(request, speech, stream, cancel)
+
+
+@router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)
+def speech_wrong_method(request: HttpRequest) -> HttpResponse:
+    raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.", headers={"Allow": "POST"})
+
+
+@router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")
+def list_voices(request: HttpRequest) -> dict[str, Any]:
+    voices = []
+    for alias in dict.fromkeys(get_config()["MODELS"].values()):
+        engine = get_engine(alias)
+        speaks_as = getattr(engine, "aliases", {})
+        for name in engine.voices():
+            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": speaks_as.get(name, name)})
+    return {"data": voices}
+
+
+@router.get("/models", response=schemas.ModelList, summary="List models")
+def list_models(request: HttpRequest) -> dict[str, Any]:
+    models = get_config()["MODELS"]
+    return {"data": [{"id": model, "owned_by": alias} for model, alias in models.items()]}
+
+
+def _streaming_response(
+    request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation
+) -> StreamingHttpResponse:
+    chunks = stream.chunks
+    content_type = stream.content_type
+    if speech.stream_format == "sse" and not stream.sse:
+        chunks = _sse_events(chunks, speech)
+    if speech.stream_format == "sse":
+        content_type = "text/event-stream"
+    response = StreamingHttpResponse(
+        _watched(chunks, request.META.get("gunicorn.socket"), cancel), content_type=content_type
+    )
+    for name, value in stream.headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"
+    response["X-Speech-Engine"] = stream.engine
+    return response
+
+
+def _watched(chunks: Iterator[bytes], sock: Any, cancel: Cancellation) -> Iterator[bytes]:
+    with watcher.watch(sock, cancel):
+        yield from chunks
+
+
+def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
+    input_tokens = math.ceil(len(speech.input) / 4)
+    output_tokens = math.ceil(sent / 1000)
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    yield _sse({"type": "speech.audio.done", "usage": usage})
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+def error_response(error: SpeechError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+class JsonOnlyParser(Parser):
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        content_type = request.content_type or ""
+        if content_type != "application/json":
+            raise InvalidRequest(
+                f"Content-Type must be application/json, not '{content_type or 'missing'}'.",
+                code="unsupported_content_type",
+            )
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidRequest(f"The body is not valid JSON: {error}.", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+        return data
+
+
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    first = exc.errors[0] if exc.errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
+    param = ".".join(loc) or None
+    message = first.get("msg", "Invalid request.")
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif param:
+        message = f"Invalid value for '{param}': {message}."
+    return error_response(InvalidRequest(message, param=param, code=first.get("type")))
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, SpeechError):
+        return error_response(exc.__cause__)
+    return error_response(SpeechError(str(exc), status=exc.status_code))
+
+
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
+
+
+def build_api(urls_namespace: str = "speech-api") -> NinjaAPI:
+    api = NinjaAPI(
+        title="speech",
+        description="Streaming text-to-speech, compatible with OpenAI's audio API.",
+        version="1",
+        urls_namespace=urls_namespace,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        parser=JsonOnlyParser(),
+    )
+    api.add_router("/", router)
+    api.add_exception_handler(SpeechError, lambda request, exc: error_response(exc))
+    api.add_exception_handler(ValidationError, _validation_error)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(RequestDataTooBig, _too_big)
+    return api

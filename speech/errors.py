@@ -1,0 +1,68 @@
+"""Errors as types with a status and an OpenAI-shaped body, rendered in one place (``api.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SpeechError(Exception):
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(SpeechError):
+    pass
+
+
+class AuthenticationFailed(SpeechError):
+    status = 401
+    type = "authentication_error"
+
+
+class NotFound(SpeechError):
+    status = 404
+
+
+class MethodNotAllowed(SpeechError):
+    status = 405
+
+
+class RateLimited(SpeechError):
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamError(SpeechError):
+    """The upstream engine failed; not the client's fault."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+
+
+class Overloaded(SpeechError):
+    status = 503
+    type = "server_error"

@@ -1,0 +1,57 @@
+"""Request and response models: the single source of validation and of the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field
+
+Format = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
+class SpeechBody(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(..., max_length=200, description="`piper` (local) or an OpenAI model name.")
+    input: str = Field(..., description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters.")
+    voice: str = Field(..., max_length=200, description="A local voice, or one of OpenAI's voice names.")
+    response_format: Format = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    instructions: str | None = Field(None, max_length=4096, description="Passed upstream; ignored by piper.")
+    stream_format: Literal["audio", "sse"] = "audio"
+
+
+class Voice(Schema):
+    id: str
+    name: str
+    engine: str
+    speaks_as: str
+
+
+class VoiceList(Schema):
+    object: Literal["list"] = "list"
+    data: list[Voice]
+
+
+class Model(Schema):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(Schema):
+    object: Literal["list"] = "list"
+    data: list[Model]
+
+
+class ErrorDetail(Schema):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(Schema):
+    error: ErrorDetail

@@ -1,0 +1,85 @@
+"""Text normalisation and segmentation: sentences of bounded length, and short heads cut from them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_SEGMENT_CHARS = 300
+
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sr jr st mt vs etc fig no vol approx dept est inc ltd co corp
+    jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun
+    e.g i.e a.m p.m u.s u.k cf al""".split()
+)
+# A sentence ends at . ! ? … (with closing quotes/brackets) followed by whitespace.
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)")
+_CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
+
+
+def normalize(text: str) -> str:
+    """NFC, no control or invisible formatting characters, no lone surrogates, tidy whitespace."""
+    text = text.encode("utf-8", "ignore").decode("utf-8")  # drops lone surrogates
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(" ", text)
+    text = _SPACES.sub(" ", text)
+    return "\n".join(line.strip() for line in text.split("\n") if line.strip())
+
+
+def _is_abbreviation(text: str, end: int) -> bool:
+    """True when the full stop before ``end`` closes an abbreviation or an initial, not a sentence."""
+    if text[end - 1] != ".":
+        return False
+    word = text[:end].rsplit(None, 1)[-1].rstrip(".").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def sentences(text: str, max_chars: int = MAX_SEGMENT_CHARS) -> list[str]:
+    """Split normalised text into sentences; lines are separate; long ones are cut to ``max_chars``."""
+    result: list[str] = []
+    for line in text.split("\n"):
+        start = 0
+        for match in _SENTENCE_END.finditer(line):
+            if _is_abbreviation(line, match.end()):
+                continue
+            result.extend(_bounded(line[start : match.end()].strip(), max_chars))
+            start = match.end()
+        result.extend(_bounded(line[start:].strip(), max_chars))
+    return [sentence for sentence in result if sentence]
+
+
+def _bounded(sentence: str, max_chars: int) -> list[str]:
+    pieces = []
+    while len(sentence) > max_chars:
+        cut = _cut_point(sentence, max_chars)
+        pieces.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    pieces.append(sentence)
+    return pieces
+
+
+def _cut_point(sentence: str, limit: int) -> int:
+    """Where to cut a too-long sentence: the last clause end, else the last space, else ``limit``."""
+    window = sentence[: limit + 1]
+    clause_ends = [m.end() for m in _CLAUSE_END.finditer(window) if m.end() > limit // 3]
+    if clause_ends:
+        return clause_ends[-1]
+    space = window.rfind(" ", limit // 3)
+    return space if space > 0 else limit
+
+
+def head(sentence: str, max_words: int) -> tuple[str, str]:
+    """Cut at most ``max_words`` words off the front, at a clause end when one is near.
+
+    Returns ``(head, rest)``. The whole sentence is returned when cutting would leave a tail of a
+    word or two, which would sound choppy for no gain.
+    """
+    words = sentence.split(" ")
+    if len(words) <= max_words + 2:
+        return sentence, ""
+    window = " ".join(words[:max_words])
+    clause_ends = [m.end() for m in _CLAUSE_END.finditer(window + " ")]
+    cut = clause_ends[-1] if clause_ends and clause_ends[-1] >= len(window) // 3 else len(window)
+    return sentence[:cut].strip(), sentence[cut:].strip()
