@@ -1,0 +1,69 @@
+"""A real server with collected static files, a slow proxy in front of it, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.slow_proxy import SlowProxy
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The end of each audio response is held back this long after its first byte.
+HOLD_SECONDS = 4.0
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The site as `make run` serves it: static files collected, then gunicorn."""
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789"}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    srv = start_server(tmp_path_factory.mktemp("site"))
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def slow_site(site: Server) -> Iterator[SlowProxy]:
+    proxy = SlowProxy(site.url, hold=HOLD_SECONDS)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
