@@ -32,7 +32,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The site as `make run` serves it: static files collected, then gunicorn."""
     env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789"}
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
+    subprocess.run(collect, cwd=ROOT, env=env, check=True)
     srv = start_server(tmp_path_factory.mktemp("site"))
     yield srv
     stop_server(srv)

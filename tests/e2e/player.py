@@ -17,16 +17,17 @@ def open_player(page: Page, url: str, path: str | None = None) -> None:
         """(events) => {
             const player = document.querySelector('[data-speech-player]').speechPlayer;
             window.speechLog = [];
-            for (const name of events) player.on(name, (detail) => window.speechLog.push({name, at: Date.now(), ...detail}));
+            for (const name of events) {
+                player.on(name, (detail) => window.speechLog.push({name, at: Date.now(), ...detail}));
+            }
         }""",
         list(EVENTS),
     )
 
 
 def wait_for(page: Page, *names: str, timeout: float = 90) -> None:
-    page.wait_for_function(
-        "(names) => window.speechLog.some((event) => names.includes(event.name))", arg=list(names), timeout=timeout * 1000
-    )
+    script = "(names) => window.speechLog.some((event) => names.includes(event.name))"
+    page.wait_for_function(script, arg=list(names), timeout=timeout * 1000)
 
 
 def log(page: Page) -> list[dict[str, Any]]:

@@ -6,12 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Page
 
 from tests.audio_check import duration
 from tests.conftest import Server
-from tests.e2e.conftest import HOLD_SECONDS, artifact
+from tests.e2e.conftest import artifact
 from tests.e2e.player import first, log, open_player, wait_for
 from tests.e2e.slow_proxy import SlowProxy
 
