@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import get_token
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_GET
@@ -29,7 +30,7 @@ def _token_for(secret: str) -> str:
 
 
 @require_GET
-def speech_stream(request: HttpRequest) -> HttpResponse:
+def speech_stream(request: HttpRequest) -> HttpResponseBase:
     """The speech stream as a GET, for a plain <audio src>: the fallback where MSE and Web Audio are missing.
 
     Only the page's own browser may use it: the token must match the CSRF cookie, which (SameSite=Lax)

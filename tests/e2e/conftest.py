@@ -34,7 +34,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789"}
     collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
     subprocess.run(collect, cwd=ROOT, env=env, check=True)
-    srv = start_server(tmp_path_factory.mktemp("site"))
+    # DEBUG logs each piece synthesised and each hang-up noticed, which the stop test reads.
+    srv = start_server(tmp_path_factory.mktemp("site"), {"SPEECH_LOG_LEVEL": "DEBUG"})
     yield srv
     stop_server(srv)
 
