@@ -100,7 +100,9 @@ def decode(chunks: Iterable[bytes], fmt: str) -> Generator[bytes]:
         elif fmt == "wav":
             yield from _pcm(_wav_data(chunks))
         else:
-            yield from _decoded(chunks, _DEMUXERS[fmt])
+            yield from _decoded(chunks, fmt)
+    except av.FFmpegError as error:
+        raise ClientError(f"Cannot decode the {fmt} audio: {error}") from error
     finally:
         _close(chunks)
 
@@ -179,11 +181,15 @@ class _ChunkReader(io.RawIOBase):
         return size
 
 
-def _decoded(chunks: Iterator[bytes], demuxer: str) -> Iterator[bytes]:
+def _decoded(chunks: Iterator[bytes], fmt: str) -> Iterator[bytes]:
     resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    with av.open(_ChunkReader(chunks), format=demuxer, options=_OPEN_OPTIONS, mode="r") as container:
+    decoded = False
+    with av.open(_ChunkReader(chunks), format=_DEMUXERS[fmt], options=_OPEN_OPTIONS, mode="r") as container:
         for frame in container.decode(audio=0):
+            decoded = True
             yield from _frame_bytes(resampler.resample(frame))
+    if not decoded:  # e.g. FLAC's demuxer skips anything that is not FLAC without a word
+        raise ClientError(f"The response holds no {fmt} audio.")
     yield from _frame_bytes(resampler.resample(None))
 
 

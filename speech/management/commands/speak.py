@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import av
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
@@ -87,8 +86,6 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         except requests.RequestException as error:
             raise CommandError(f"Cannot reach {options['server']}: {error}") from None
-        except av.FFmpegError as error:
-            raise CommandError(f"Cannot decode the {fmt} audio: {error}") from None
 
     def _chunks(self, text: str, fmt: str, options: dict[str, Any]) -> Iterator[bytes]:
         if options["server"]:
