@@ -103,6 +103,8 @@ def decode(chunks: Iterable[bytes], fmt: str) -> Generator[bytes]:
             yield from _decoded(chunks, fmt)
     except av.FFmpegError as error:
         raise ClientError(f"Cannot decode the {fmt} audio: {error}") from error
+    except _Interrupted:
+        raise KeyboardInterrupt from None
     finally:
         _close(chunks)
 
@@ -159,6 +161,10 @@ def _wav_data(chunks: Iterator[bytes]) -> Iterator[bytes]:
     raise ClientError("The WAV stream ended before its audio started.")
 
 
+class _Interrupted(Exception):
+    """Carries Ctrl+C through FFmpeg's read callback, which passes on only ``Exception``s."""
+
+
 class _ChunkReader(io.RawIOBase):
     """A read-only file over an iterator of chunks; ``read`` returns what the next chunk has."""
 
@@ -171,7 +177,10 @@ class _ChunkReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except KeyboardInterrupt:
+                raise _Interrupted from None
             if chunk is None:
                 return 0
             self._pending = memoryview(chunk)

@@ -111,6 +111,20 @@ def test_a_stream_in_another_format_is_refused(fmt: str) -> None:
         list(client.decode([(FIXTURES / f"sample.{other}").read_bytes()], fmt))
 
 
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ConnectionError])
+@pytest.mark.parametrize("fmt", client.FORMATS)
+def test_errors_of_the_source_come_through_unchanged(fmt: str, error: type[BaseException]) -> None:
+    data = (FIXTURES / f"sample.{fmt}").read_bytes()
+
+    def source() -> Iterator[bytes]:
+        yield data[: len(data) // 2]
+        raise error
+
+    # Ctrl+C inside FFmpeg's read callback would otherwise end the stream as if it were complete.
+    with pytest.raises(error):
+        list(client.decode(source(), fmt))
+
+
 def test_imports_without_django() -> None:
     code = "import sys, speech.client; assert 'django' not in sys.modules, 'django imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

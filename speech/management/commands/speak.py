@@ -31,12 +31,14 @@ class ProgressLine:
     def show(self, ending: str = "") -> None:
         self.shown_at = time.monotonic()
         received, done = self.state
-        self.out.write(f"\rreceived {received:6.1f} s   {self.label} {done:6.1f} s", ending=ending)
+        line = f"\rreceived {received:6.1f} s   {self.label} {done:6.1f} s"
+        self.out.write(line, style_func=str, ending=ending)  # plain, not in the error colour
         self.out.flush()
 
 
 class Command(BaseCommand):
     help = "Speak text: play it from the first chunk, or write it to a file while it streams."
+    requires_system_checks: list[str] = []  # needs no database, static files or site checks
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("text", help='The text to speak; "-" reads it from standard input.')
