@@ -75,7 +75,7 @@ def fetch(
         if not response.ok:
             raise _api_error(response)
         # read1 returns what has arrived (one HTTP chunk at most) instead of waiting for a full buffer.
-        yield from iter(lambda: response.raw.read1(65536), b"")
+        yield from iter(lambda: response.raw.read1(65536, decode_content=True), b"")
 
 
 def _api_error(response: requests.Response) -> APIError:
@@ -133,31 +133,25 @@ def _pcm(chunks: Iterator[bytes]) -> Iterator[bytes]:
 def _wav_data(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The samples of a streamed WAV (its sizes may say 0xFFFFFFFF), once the header says they are ours."""
     buffer = b""
-    need = 12
     fmt = (0, 0, 0, 0)  # format tag, channels, rate, bits
     for chunk in chunks:
         buffer += chunk
-        while len(buffer) >= need:
-            if need == 12:
-                if buffer[:4] != b"RIFF" or buffer[8:12] != b"WAVE":
-                    raise ClientError("The response is not a WAV file.")
-                buffer, need = buffer[12:], 8
-                continue
-            tag, size = buffer[:4], int.from_bytes(buffer[4:8], "little")
+        if len(buffer) < 12:
+            continue
+        if buffer[:4] != b"RIFF" or buffer[8:12] != b"WAVE":
+            raise ClientError("The response is not a WAV file.")
+        offset = 12  # walk the header's chunks again each time more of it has arrived
+        while len(buffer) >= offset + 8:
+            tag, size = buffer[offset : offset + 4], int.from_bytes(buffer[offset + 4 : offset + 8], "little")
             if tag == b"data":
-                if fmt[:1] not in ((1,), (0xFFFE,)) or fmt[1:] != (1, RATE, 16):
-                    raise ClientError(
-                        f"Unsupported WAV (format, channels, rate, bits) {fmt}; expected 16-bit mono 24 kHz."
-                    )
-                yield buffer[8:]
+                if fmt[0] not in (1, 0xFFFE) or fmt[1:] != (1, RATE, 16):
+                    raise ClientError(f"Unsupported WAV (tag, channels, rate, bits) {fmt}; want 16-bit mono 24 kHz.")
+                yield buffer[offset + 8 :]
                 yield from chunks
                 return
-            if len(buffer) < 8 + size + size % 2:
-                break
-            if tag == b"fmt ":
-                audio_format, channels, rate, _, _, bits = struct.unpack("<HHIIHH", buffer[8:24])
-                fmt = (audio_format, channels, rate, bits)
-            buffer = buffer[8 + size + size % 2 :]
+            if tag == b"fmt " and len(buffer) >= offset + 24:
+                fmt = struct.unpack_from("<HHI6xH", buffer, offset + 8)
+            offset += 8 + size + size % 2
     raise ClientError("The WAV stream ended before its audio started.")
 
 

@@ -100,7 +100,7 @@ def test_closing_the_pcm_closes_the_source() -> None:
 def test_wav_that_is_not_ours_is_refused_with_a_reason() -> None:
     wav = bytearray((FIXTURES / "sample.wav").read_bytes())
     wav[22:24] = (2).to_bytes(2, "little")  # two channels
-    with pytest.raises(client.ClientError, match=r"expected 16-bit mono 24 kHz"):
+    with pytest.raises(client.ClientError, match=r"want 16-bit mono 24 kHz"):
         list(client.decode([bytes(wav)], "wav"))
 
 
