@@ -77,7 +77,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -117,6 +117,7 @@ if os.environ.get("OPENAI_API_KEY"):
             "OPTIONS": {
                 "api_key": os.environ["OPENAI_API_KEY"],
                 "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+                "read_timeout": float(os.environ.get("OPENAI_TIMEOUT", "30")),
             },
         },
     }
