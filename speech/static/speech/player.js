@@ -1,6 +1,8 @@
 // SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
 //   const player = new SpeechPlayer({ endpoint, streamUrl });
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
+// Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status}.
+// `ms` in an event counts from the speak() call.
 
 import { elementPlayback, mseSupported, playMse, watchElement } from "./mse.js";
 import { playPcm } from "./pcm.js";
@@ -63,16 +65,15 @@ export class SpeechPlayer {
   }
 
   async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
-    this.stop();
     const t0 = performance.now();
     this.warm(); // still inside the click: an AudioContext made later may stay suspended
     const paths = await supportedPaths();
     const chosen = path || this.path || paths[0];
-    if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
-    const format = PATHS[chosen];
+    const format = PATHS[chosen] || "mp3";
     const session = this.startSession(t0, chosen, format);
     const body = { model, input, voice, speed, response_format: format };
     try {
+      if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
         await this.playElement(session, body);
       } else {
@@ -93,11 +94,10 @@ export class SpeechPlayer {
   }
 
   startSession(t0, path, format) {
+    this.stop();
     const controller = new AbortController();
     const ms = () => Math.round(performance.now() - t0);
     const session = {
-      path,
-      format,
       ctx: this.ctx,
       audio: this.audio,
       signal: controller.signal,
@@ -156,7 +156,6 @@ export class SpeechPlayer {
     if (this.streamToken) url.searchParams.set("token", this.streamToken);
     const audio = this.audio;
     session.playback = elementPlayback(audio);
-    session.url = url.href;
     watchElement(audio, {
       ...session,
       callbacks: {
