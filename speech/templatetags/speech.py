@@ -25,8 +25,8 @@ def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
     modules = {f"{settings.STATIC_URL}speech/{name}.js": static(f"speech/{name}.js") for name in MODULES}
     return {
         "config": {
-            "endpoint": reverse("speech:speech-api:create_speech"),
-            "voicesUrl": reverse("speech:speech-api:list_voices"),
+            "endpoint": reverse("speech:api:create_speech"),
+            "voicesUrl": reverse("speech:api:list_voices"),
             "streamUrl": reverse("speech:stream"),
             "streamToken": stream_token(request),
             "path": request.GET.get("path", path) or None,
