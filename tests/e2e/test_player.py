@@ -135,3 +135,41 @@ def test_page_looks_like_a_product(page: Page, site: Server) -> None:
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.className"))
     assert order == ["sp-voice", "sp-speed", "sp-path", "sp-speak", "sp-download"]
+
+
+# From the third append on, the SourceBuffer says it is full until something already played is removed.
+FULL_BUFFER = """(() => {
+    const append = SourceBuffer.prototype.appendBuffer;
+    const remove = SourceBuffer.prototype.remove;
+    window.quota = { appends: 0, refused: 0, removed: [] };
+    SourceBuffer.prototype.appendBuffer = function (data) {
+        if (++window.quota.appends >= 3 && !window.quota.removed.length) {
+            window.quota.refused++;
+            throw new DOMException("The SourceBuffer is full.", "QuotaExceededError");
+        }
+        return append.call(this, data);
+    };
+    SourceBuffer.prototype.remove = function (start, end) {
+        window.quota.removed.push([start, end]);
+        return remove.call(this, start, end);
+    };
+})()"""
+
+
+def test_full_source_buffer_evicts_played_audio(page: Page, slow_site: SlowProxy, expected_seconds: float) -> None:
+    page.add_init_script(FULL_BUFFER)
+    open_player(page, slow_site.url, "mse")
+    page.fill(".sp-text", TEXT)
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    events = log(page)
+    quota = page.evaluate("window.quota")
+
+    assert [event for event in events if event["name"] == "error"] == []
+    assert quota["refused"] >= 1
+    assert len(quota["removed"]) == 1
+    start, end = quota["removed"][0]
+    assert start == 0
+    assert end > 0
+    # Nothing was lost: everything after the refusal was appended once there was room.
+    assert expected_seconds * 0.75 < first(events, "ended")["duration"] < expected_seconds * 1.25

@@ -1,7 +1,7 @@
 // Gapless playback of AudioBuffers on one AudioContext clock, shared by the PCM and Opus paths.
 
 // Lead given to the first buffer (and after an underrun) so it is never scheduled in the past.
-const START_MARGIN = 0.05;
+const START_MARGIN = 0.02;
 
 export class Schedule {
   constructor(ctx, { onPlaying, onEnded }) {
