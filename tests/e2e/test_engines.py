@@ -136,6 +136,14 @@ def test_speaks_in_every_engine(engine_page: BrowserPage, site: Server, text_sec
     playing, ended = events(page, "playing")[0], events(page, "ended")[0]
     assert playing["path"] == EXPECTED_PATH[page.engine]
     assert page.evaluate("document.querySelector('.sp-path-used').textContent") == playing["path"]
+    assert (
+        page.evaluate("document.querySelector('.sp-path').options[0].textContent") == f"Automatic ({playing['path']})"
+    )
+    capabilities = page.evaluate(
+        "document.querySelector('[data-speech-player]').speechPlayer.constructor.capabilities()"
+    )
+    assert capabilities["paths"][0] == playing["path"]
+    assert capabilities["mediaSource"] == ("ManagedMediaSource" if page.engine == "webkit" else "MediaSource")
     # Sound: the media element played, or Web Audio buffers with signal in them ran on a running clock.
     if playing["path"] == "webcodecs":
         buffers = page.evaluate("window.buffersStarted")
