@@ -27,9 +27,11 @@ FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}
 
 CLICK = """async () => {
     const player = document.querySelector('[data-speech-player]').speechPlayer;
+    let firstbyte = null;
     const result = new Promise((resolve) => {
         const offs = [
-            player.on('playing', ({ ms }) => { offs.forEach((off) => off()); resolve(ms); }),
+            player.on('firstbyte', ({ ms }) => { firstbyte ??= ms; }),
+            player.on('playing', ({ ms }) => { offs.forEach((off) => off()); resolve([ms, firstbyte]); }),
             player.on('error', ({ message }) => { offs.forEach((off) => off()); resolve(message); }),
         ];
     });
@@ -52,12 +54,14 @@ def server_ttfb(url: str, fmt: str) -> float:
         return (time.perf_counter() - start) * 1000
 
 
-def click(page: Page) -> float:
-    ms = page.evaluate(CLICK)
-    if isinstance(ms, str):
-        raise RuntimeError(f"the player reported an error: {ms}")
+def click(page: Page) -> tuple[float, float]:
+    """Milliseconds from the click to the first sound, and from the first byte to the first sound."""
+    result = page.evaluate(CLICK)
+    if isinstance(result, str):
+        raise RuntimeError(f"the player reported an error: {result}")
     page.evaluate("document.querySelector('[data-speech-player]').speechPlayer.stop()")
-    return float(ms)
+    sound, byte = result
+    return float(sound), float(sound - byte)
 
 
 def main() -> None:
@@ -69,11 +73,15 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"{args.runs} runs per path against {args.url}; milliseconds")
-    print(f"{'path':<10} {'first click p50/p95':>20} {'again p50/p95':>15} {'server TTFB p50/p95':>20}")
+    header = ["first click", "again", "byte->sound", "server TTFB"]
+    print(f"{'path (p50 / p95)':<17}" + "".join(f"{name:>14}" for name in header))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         for path in args.paths.split(","):
-            first, again, ttfb = [], [], []
+            first: list[float] = []
+            again: list[float] = []
+            player_cost: list[float] = []
+            ttfb: list[float] = []
             for _ in range(args.runs):
                 ttfb.append(server_ttfb(args.url, FORMATS[path]))
                 context = browser.new_context()
@@ -82,12 +90,13 @@ def main() -> None:
                 page.wait_for_function("document.querySelector('.sp-voice').options.length > 1")
                 page.click(".sp-text")  # the person puts the cursor in the box and types
                 page.fill(".sp-text", TEXT)
-                first.append(click(page))
-                again.append(click(page))
+                for clicks in (first, again):
+                    sound, cost = click(page)
+                    clicks.append(sound)
+                    player_cost.append(cost)
                 context.close()
-            row = [first, again, ttfb]
-            cells = [f"{percentile(values, 0.5):.0f} / {percentile(values, 0.95):.0f}" for values in row]
-            print(f"{path:<10} {cells[0]:>20} {cells[1]:>15} {cells[2]:>20}")
+            cells = [f"{percentile(v, 0.5):.0f} / {percentile(v, 0.95):.0f}" for v in (first, again, player_cost, ttfb)]
+            print(f"{path:<17}" + "".join(f"{cell:>14}" for cell in cells))
         browser.close()
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
