@@ -28,11 +28,12 @@ LISTEN = f"""(() => {{
   document.querySelector('.sp-speak').addEventListener('click', (event) => {{
     window.bench.push({{clickAt: event.timeStamp, trusted: event.isTrusted}});
   }}, true);
-  for (const name of ['playing', 'error']) {{
+  for (const name of ['firstbyte', 'playing', 'error']) {{
     player.on(name, (detail) => {{
       const run = window.bench[window.bench.length - 1];
-      Object.assign(run, {{[name]: performance.now(), path: detail.path, message: detail.message,
-                          context: player.ctx ? player.ctx.state : null}});
+      if (name in run) return;
+      Object.assign(run, {{[name]: performance.now(), context: player.ctx ? player.ctx.state : null}});
+      if (name !== 'firstbyte') Object.assign(run, {{path: detail.path, message: detail.message}});
     }});
   }}
 }})()"""
@@ -48,6 +49,7 @@ def click_speak(page: BrowserPage) -> dict[str, Any]:
     if "error" in run or not run["trusted"]:
         raise RuntimeError(f"{page.engine}: {run}")
     run["ms"] = run["playing"] - run["clickAt"]
+    run["after_first_byte"] = run["playing"] - run.get("firstbyte", run["playing"])
     return run
 
 
@@ -68,12 +70,13 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"{args.runs} runs per engine and path against {args.url}; milliseconds, click -> first sound")
-    print(f"{'engine':<9} {'path':<16} {'first click p50/p95':>20} {'again p50/p95':>15} {'server TTFB p50':>16}")
+    header = ["first click p50/p95", "again p50/p95", "after 1st byte p50/p95", "server TTFB p50"]
+    print(f"{'engine':<9} {'path':<16} " + " ".join(f"{h:>22}" for h in header))
     for engine in args.engines.split(","):
         browser = launch(engine)
         try:
             for path in PATHS[engine]:
-                first, again, ttfb, used, contexts = [], [], [], set(), set()
+                first, again, after, ttfb, used, contexts = [], [], [], [], set(), set()
                 for _ in range(args.runs):
                     page = browser.new_page()
                     try:
@@ -82,14 +85,16 @@ def main() -> None:
                         page.close()
                     first.append(one["ms"])
                     again.append(two["ms"])
+                    after += [one["after_first_byte"], two["after_first_byte"]]
                     used.add(one["path"])
                     contexts.add(one["context"])
                     ttfb.append(server_ttfb(args.url, FORMATS[one["path"]]))
                     time.sleep(0.2)
                 label = f"{path} ({','.join(sorted(used))})" if path == "auto" else path
-                cells = [f"{percentile(v, 0.5):.0f} / {percentile(v, 0.95):.0f}" for v in (first, again)]
+                cells = [f"{percentile(v, 0.5):.0f} / {percentile(v, 0.95):.0f}" for v in (first, again, after)]
+                cells.append(f"{percentile(ttfb, 0.5):.0f}")
                 note = "" if contexts <= {"running", None} else f"  AudioContext at playing: {sorted(contexts)}"
-                print(f"{engine:<9} {label:<16} {cells[0]:>20} {cells[1]:>15} {percentile(ttfb, 0.5):>16.0f}{note}")
+                print(f"{engine:<9} {label:<16} " + " ".join(f"{c:>22}" for c in cells) + note)
         finally:
             browser.close()
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
