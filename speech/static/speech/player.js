@@ -79,16 +79,15 @@ export class SpeechPlayer {
   }
 
   async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
-    this.stop();
     const t0 = performance.now();
     this.warm(); // still inside the click: an AudioContext made later may stay suspended
     const paths = await supportedPaths();
     const chosen = path || this.path || paths[0];
-    if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
-    const format = PATHS[chosen];
+    const format = PATHS[chosen] || "mp3";
     const session = this.startSession(t0, chosen, format);
     const body = { model, input, voice, speed, response_format: format };
     try {
+      if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
         await this.playElement(session, body);
       } else {
@@ -109,6 +108,7 @@ export class SpeechPlayer {
   }
 
   startSession(t0, path, format) {
+    this.stop();
     const controller = new AbortController();
     const ms = () => Math.round(performance.now() - t0);
     const session = {
