@@ -9,17 +9,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.slow_proxy import SlowProxy
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The end of each audio response is held back this long after its first byte.
 HOLD_SECONDS = 4.0
 ARTIFACTS = ROOT / "test-artifacts"

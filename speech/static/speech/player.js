@@ -1,6 +1,8 @@
 // SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
 //   const player = new SpeechPlayer({ endpoint, streamUrl });
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
+// Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status}.
+// `ms` in an event counts from the speak() call.
 
 import { elementPlayback, MediaSourceClass, mseSupported, playMse, watchElement } from "./mse.js";
 import { playPcm } from "./pcm.js";
@@ -112,8 +114,6 @@ export class SpeechPlayer {
     const controller = new AbortController();
     const ms = () => Math.round(performance.now() - t0);
     const session = {
-      path,
-      format,
       ctx: this.ctx,
       audio: this.audio,
       signal: controller.signal,
@@ -172,7 +172,6 @@ export class SpeechPlayer {
     if (this.streamToken) url.searchParams.set("token", this.streamToken);
     const audio = this.audio;
     session.playback = elementPlayback(audio);
-    session.url = url.href;
     watchElement(audio, {
       ...session,
       callbacks: {
