@@ -4,7 +4,7 @@ const TYPE = "audio/mpeg";
 // Audio kept behind the playhead when the browser asks us to free space.
 const KEEP_BEHIND = 1;
 
-const MediaSourceClass = () => globalThis.ManagedMediaSource || globalThis.MediaSource;
+export const MediaSourceClass = () => globalThis.ManagedMediaSource || globalThis.MediaSource;
 
 export const mseSupported = () => Boolean(MediaSourceClass()?.isTypeSupported(TYPE));
 

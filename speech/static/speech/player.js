@@ -4,7 +4,7 @@
 // Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status}.
 // `ms` in an event counts from the speak() call.
 
-import { elementPlayback, mseSupported, playMse, watchElement } from "./mse.js";
+import { elementPlayback, MediaSourceClass, mseSupported, playMse, watchElement } from "./mse.js";
 import { playPcm } from "./pcm.js";
 import { opusConfig, playOpus } from "./webcodecs.js";
 
@@ -21,16 +21,32 @@ const opusSupport =
         () => false,
       );
 
+// What this browser can play, probed once: the first of `paths` is the automatic choice.
+// Firefox has no MP3 in MediaSource, so it lands on WebCodecs Opus; WebKit uses ManagedMediaSource.
+let probed = null;
+export function capabilities() {
+  probed ||= opusSupport.then((webcodecsOpus) => {
+    const caps = {
+      mediaSource: MediaSourceClass()?.name ?? null,
+      mseMp3: mseSupported(),
+      webcodecsOpus,
+      webAudio: Boolean(globalThis.AudioContext),
+    };
+    const usable = { mse: caps.mseMp3, webcodecs: webcodecsOpus, pcm: caps.webAudio, element: true };
+    return Object.freeze({ ...caps, paths: Object.keys(usable).filter((path) => usable[path]) });
+  });
+  return probed;
+}
+
 export async function supportedPaths() {
-  const paths = [];
-  if (mseSupported()) paths.push("mse");
-  if (await opusSupport) paths.push("webcodecs");
-  if (globalThis.AudioContext) paths.push("pcm");
-  paths.push("element");
-  return paths;
+  return (await capabilities()).paths;
 }
 
 export class SpeechPlayer {
+  static capabilities() {
+    return capabilities();
+  }
+
   static isSupported() {
     return typeof fetch === "function" && typeof Audio === "function";
   }
