@@ -267,15 +267,18 @@ def listen(url: str, input_text: str, go: threading.Barrier, result: Playback) -
     stream.close()
 
 
-def bench_listeners(url: str, counts: list[int], chars: int) -> list[str]:
+def bench_listeners(url: str, pid: int | None, counts: list[int], chars: int) -> list[str]:
     rows = [
-        f"Concurrent 1x listeners, pcm, {chars}-character input each, all starting together",
+        f"Concurrent 1x listeners, pcm, {chars}-character input each, all starting together. "
+        "Worker CPU: CPU seconds the gunicorn worker spent per audio second it sent, and the cores it got.",
         "",
-        "| listeners | audio s each | underruns | stall s total | worst stall s | TTFB p50 / max ms | loadavg |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| listeners | audio s each | underruns | stall s total | worst stall s | TTFB p50 / max ms "
+        "| worker CPU / audio s | worker cores | loadavg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for count in counts:
         before = load()
+        cpu, wall = cpu_seconds(pid) if pid else 0.0, time.monotonic()
         results = [Playback() for _ in range(count)]
         go = threading.Barrier(count)
         threads = [threading.Thread(target=listen, args=(url, sample(chars), go, r)) for r in results]
@@ -283,11 +286,13 @@ def bench_listeners(url: str, counts: list[int], chars: int) -> list[str]:
             thread.start()
         for thread in threads:
             thread.join()
+        cpu, wall = (cpu_seconds(pid) - cpu if pid else float("nan")), time.monotonic() - wall
         ttfbs = [r.ttfb * 1000 for r in results]
         rows.append(
             f"| {count} | {results[0].audio:.1f} | {sum(r.underruns for r in results)} "
             f"| {sum(r.stalled for r in results):.2f} | {max(r.worst for r in results):.2f} "
-            f"| {statistics.median(ttfbs):.0f} / {max(ttfbs):.0f} | {before} |"
+            f"| {statistics.median(ttfbs):.0f} / {max(ttfbs):.0f} "
+            f"| {cpu / sum(r.audio for r in results):.3f} | {cpu / wall:.2f} | {before} |"
         )
         print(rows[-1], file=sys.stderr, flush=True)
         time.sleep(1)
@@ -331,7 +336,7 @@ def main() -> None:
             out += [*bench_rtf(url, pid), ""]
         if "listeners" in sections:
             counts = [int(n) for n in args.listeners.split(",")]
-            out += [*bench_listeners(url, counts, args.listen_chars), ""]
+            out += [*bench_listeners(url, pid, counts, args.listen_chars), ""]
         print("\n".join(out))
     finally:
         if server is not None:
