@@ -67,12 +67,9 @@ def test_piece_is_sized_to_the_lead_left_when_the_slot_is_granted(
     voice = WordVoice()
     words = " ".join(f"word{i}" for i in range(30))
 
-    stream = pipeline.stream(voice, words, "pcm", 1.0, Cancellation())
-    next(stream)
-    next(stream)
-    stream.close()
+    b"".join(pipeline.stream(voice, words, "pcm", 1.0, Cancellation()))
 
-    assert [len(piece.split()) for piece in voice.pieces] == [3, 3]
+    assert [len(piece.split()) for piece in voice.pieces][:2] == [3, 3]
 
 
 def test_pieces_grow_with_the_lead_when_nobody_waits(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
