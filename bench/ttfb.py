@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -333,6 +334,7 @@ def main() -> None:
     args = parser.parse_args()
     sections = args.only.split(",")
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the server on kill/timeout
     server: Server | None = None
     url = args.url
     pid = None
