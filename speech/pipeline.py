@@ -65,10 +65,11 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
     pieces = 0
     try:
         while pending and not cancel.cancelled:
-            piece = next_piece(pending, listener.lead())
-            pieces += 1
-            logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
             with scheduler.slot(listener.deadline, cancel) as grant:
+                # Sized now, not before the wait: the lead has shrunk while other listeners ran.
+                piece = next_piece(pending, listener.lead())
+                pieces += 1
+                logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
                 pcm = voice.synthesize(piece, speed, grant, cancel)
             data = encoder.write(pcm)
             listener.received(len(pcm) / 2 / voice.rate)
