@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
@@ -32,7 +33,7 @@ ERRORS: dict[int | str, Any] = {
 
 
 @router.post("/audio/speech", response={200: None, **ERRORS}, summary="Create speech (streamed)")
-def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpResponse:
+def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpResponseBase:
     limit = get_config()["MAX_INPUT_CHARS"]
     if not body.input.strip():
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
@@ -134,7 +135,12 @@ class JsonOnlyParser(Parser):
         return data
 
 
-def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+# Handlers take ``Any``: ninja types them loosely.
+def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(exc)
+
+
+def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
     param = ".".join(loc) or None
@@ -146,13 +152,13 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     return error_response(InvalidRequest(message, param=param, code=first.get("type")))
 
 
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+def _http_error(request: HttpRequest, exc: Any) -> HttpResponse:
     if isinstance(exc.__cause__, SpeechError):
         return error_response(exc.__cause__)
     return error_response(SpeechError(str(exc), status=exc.status_code))
 
 
-def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+def _too_big(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
 
 
@@ -167,7 +173,7 @@ def build_api(urls_namespace: str = "speech-api") -> NinjaAPI:
         parser=JsonOnlyParser(),
     )
     api.add_router("/", router)
-    api.add_exception_handler(SpeechError, lambda request, exc: error_response(exc))
+    api.add_exception_handler(SpeechError, _speech_error)
     api.add_exception_handler(ValidationError, _validation_error)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(RequestDataTooBig, _too_big)

@@ -7,7 +7,7 @@ Every format is 24 kHz mono, like OpenAI's. ``write()`` returns whatever bytes a
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import Protocol, cast
 
 import av
 import av.audio.resampler
@@ -24,12 +24,12 @@ CONTENT_TYPES = {
     "pcm": "audio/pcm",
 }
 
-# format -> (muxer, codec, muxer options)
-_CONTAINERS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "mp3": ("mp3", "libmp3lame", {"write_xing": "0", "id3v2_version": "0"}),
-    "opus": ("ogg", "libopus", {"page_duration": "20000"}),
-    "aac": ("adts", "aac", {}),
-    "flac": ("flac", "flac", {}),
+# format -> (muxer, codec, bit rate, muxer options)
+_CONTAINERS: dict[str, tuple[str, str, int | None, dict[str, str]]] = {
+    "mp3": ("mp3", "libmp3lame", 64_000, {"write_xing": "0", "id3v2_version": "0"}),
+    "opus": ("ogg", "libopus", 32_000, {"page_duration": "20000"}),
+    "aac": ("adts", "aac", 64_000, {}),
+    "flac": ("flac", "flac", None, {}),
 }
 
 
@@ -123,18 +123,14 @@ class _Sink:
 
 class ContainerEncoder:
     def __init__(self, fmt: str, rate: int) -> None:
-        muxer, codec, options = _CONTAINERS[fmt]
+        muxer, codec, bit_rate, options = _CONTAINERS[fmt]
         self.content_type = CONTENT_TYPES[fmt]
         self._resampler = _Resampler(rate)
         self._sink = _Sink()
         self._container = av.open(self._sink, mode="w", format=muxer, options={"flush_packets": "1", **options})
-        self._stream = self._container.add_stream(codec, rate=OUTPUT_RATE, layout="mono")  # type: ignore[call-overload]
-        if fmt == "mp3":
-            self._stream.bit_rate = 64_000
-        elif fmt == "aac":
-            self._stream.bit_rate = 64_000
-        elif fmt == "opus":
-            self._stream.bit_rate = 32_000
+        self._stream = cast(av.AudioStream, self._container.add_stream(codec, rate=OUTPUT_RATE, layout="mono"))
+        if bit_rate:
+            self._stream.bit_rate = bit_rate
 
     def _mux(self, frames: list[av.AudioFrame | None]) -> bytes:
         for frame in frames:

@@ -15,7 +15,7 @@ def duration(data: bytes, fmt: str) -> float:
         return len(data) / 2 / 24_000
     samples = 0
     rate = 0
-    with av.open(io.BytesIO(data), format=DEMUXERS[fmt]) as container:
+    with av.open(io.BytesIO(data), mode="r", format=DEMUXERS[fmt]) as container:
         for frame in container.decode(audio=0):
             samples += frame.samples
             rate = frame.sample_rate

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-tests-only-secret-key-0123456789")
 os.environ.pop("OPENAI_API_KEY", None)
 
-from ttsproject.settings import *  # noqa: E402,F403
+from ttsproject.settings import *  # noqa: F403
 
 DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

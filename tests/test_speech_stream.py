@@ -51,7 +51,8 @@ def test_every_format_streams_and_decodes(server: Server, fmt: str) -> None:
 
 def test_wav_header_says_unknown_length(server: Server) -> None:
     data = server.post_speech(input=SHORT, response_format="wav").content
-    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    assert data[:4] == b"RIFF"
+    assert data[8:12] == b"WAVE"
     assert data[4:8] == b"\xff\xff\xff\xff"
     assert data[40:44] == b"\xff\xff\xff\xff"
 

@@ -51,7 +51,7 @@ def _voice(model: Path, config: Path, threads: int) -> PiperVoice:
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(
         config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
-        session=_CancellableSession(session),  # type: ignore[arg-type]
+        session=_CancellableSession(session),
     )
 
 
@@ -90,7 +90,7 @@ class LocalVoice:
     def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes:
         voice = self.wide if grant.alone else self.narrow[grant.slot]
         options = onnxruntime.RunOptions()
-        session: _CancellableSession = voice.session  # type: ignore[assignment]
+        session: _CancellableSession = voice.session
         session.local.options = options
         config = SynthesisConfig(length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME)
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
