@@ -16,7 +16,7 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas
+from speech import schemas, text
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
 from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
@@ -35,14 +35,14 @@ ERRORS: dict[int | str, Any] = {
 @router.post("/audio/speech", response={200: None, **ERRORS}, summary="Create speech (streamed)")
 def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpResponseBase:
     limit = get_config()["MAX_INPUT_CHARS"]
-    if not body.input.strip():
-        raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     if len(body.input) > limit:
         raise InvalidRequest(
             f"'input' is {len(body.input)} characters long; the limit is {limit}.",
             param="input",
             code="string_above_max_length",
         )
+    if not text.normalize(body.input):  # blank once control and invisible characters are dropped
+        raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
     cancel = Cancellation()
     stream = engine_for_model(speech.model).speak(speech, cancel)

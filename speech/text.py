@@ -6,6 +6,10 @@ import re
 import unicodedata
 
 MAX_SEGMENT_CHARS = 300
+# A head holds at most this many characters per word it may hold, so that a "word" without spaces
+# (4,096 letters, a run of emoji) cannot make a first piece that takes seconds to synthesise. A
+# symbol such as an emoji is read out as a word or two, so it counts as a whole word.
+CHARS_PER_WORD = 12
 
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt vs etc fig no vol approx dept est inc ltd co corp
@@ -77,9 +81,24 @@ def head(sentence: str, max_words: int) -> tuple[str, str]:
     word or two, which would sound choppy for no gain.
     """
     words = sentence.split(" ")
-    if len(words) <= max_words + 2:
+    if len(words) <= max_words + 2 and _spoken_length(sentence) <= (max_words + 2) * CHARS_PER_WORD:
         return sentence, ""
-    window = " ".join(words[:max_words])
+    window = _fit(" ".join(words[:max_words]), max_words * CHARS_PER_WORD)
     clause_ends = [m.end() for m in _CLAUSE_END.finditer(window + " ")]
     cut = clause_ends[-1] if clause_ends and clause_ends[-1] >= len(window) // 3 else len(window)
     return sentence[:cut].strip(), sentence[cut:].strip()
+
+
+def _spoken_length(text: str) -> int:
+    return sum(CHARS_PER_WORD if unicodedata.category(ch)[0] == "S" else 1 for ch in text)
+
+
+def _fit(window: str, budget: int) -> str:
+    """The longest prefix of ``window`` within ``budget`` (see ``_spoken_length``), at a space if there is one."""
+    used = 0
+    for i, ch in enumerate(window):
+        used += CHARS_PER_WORD if unicodedata.category(ch)[0] == "S" else 1
+        if used > budget:
+            space = window.rfind(" ", 0, i)
+            return window[: space if space > 0 else max(i, 1)]
+    return window

@@ -5,7 +5,8 @@ from speech.api import build_api
 
 app_name = "speech"
 
-api = build_api()
+# Nested under this app's namespace: ninja reverses "<namespace>:api-root" for /v1/openapi.json.
+api = build_api(urls_namespace=f"{app_name}:speech-api")
 
 urlpatterns = [
     path("v1/", api.urls),

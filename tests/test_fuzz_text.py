@@ -59,6 +59,18 @@ def test_head_splits_without_loss(raw: str, max_words: int) -> None:
         assert visible(first + rest) == visible(sentence)
         if rest:
             assert len(first.split(" ")) <= max_words
+            assert len(first) <= max_words * text.CHARS_PER_WORD
+            assert text._spoken_length(first) <= max_words * text.CHARS_PER_WORD or len(first) == 1
+
+
+def test_head_of_one_long_word_is_short() -> None:
+    """Regression: 4,096 emoji (no spaces) made a 300-character first piece, ~17 s before the first byte."""
+    for word, most in (("\N{GRINNING FACE}" * 300, pipeline.FIRST_PIECE_WORDS), ("a" * 300, 36)):
+        first, rest = text.head(word, pipeline.FIRST_PIECE_WORDS)
+        assert 0 < len(first) <= most
+        assert first + rest == word
+    # Ordinary short sentences are still said in one piece.
+    assert text.head("Hello there, how are you?", pipeline.FIRST_PIECE_WORDS) == ("Hello there, how are you?", "")
 
 
 @settings(max_examples=300, deadline=None)
@@ -67,7 +79,7 @@ def test_pipeline_pieces_cover_the_text(raw: str, leads: list[float]) -> None:
     """Whatever lead the listener has at each step, the pieces sent to the engine add up to the text."""
     clean = text.normalize(raw)
     pending = deque(text.sentences(clean))
-    pieces = []
+    pieces: list[str] = []
     while pending:
         pieces.append(pipeline.next_piece(pending, leads[len(pieces) % len(leads)]))
         assert len(pieces) <= len(clean) + 1  # always progresses
