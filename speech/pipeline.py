@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Protocol
 from speech import audio, text
 from speech.hangup import Cancellation
 from speech.scheduler import Cancelled, Grant, scheduler
+
+logger = logging.getLogger(__name__)
 
 FIRST_PIECE_WORDS = 3
 # A piece may hold this many words per second of audio the listener has in hand. With ~2.5 words
@@ -59,9 +62,12 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
     encoder = audio.encoder(fmt, voice.rate)
     listener = Listener()
     finished = False
+    pieces = 0
     try:
         while pending and not cancel.cancelled:
             piece = next_piece(pending, listener.lead())
+            pieces += 1
+            logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
             with scheduler.slot(listener.deadline, cancel) as grant:
                 pcm = voice.synthesize(piece, speed, grant, cancel)
             data = encoder.write(pcm)
@@ -76,5 +82,6 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
     finally:
         cancel.cancel()  # done or closed early: nothing may go on running for this listener
         if not finished:
+            logger.info("listener gone after %d pieces; synthesis stopped", pieces)
             with contextlib.suppress(Exception):
                 encoder.close()

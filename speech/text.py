@@ -19,7 +19,8 @@ _ABBREVIATIONS = frozenset(
 # A sentence ends at . ! ? … (with closing quotes/brackets) followed by whitespace.
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’)\]]*(?=\s)")
 _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 
 
@@ -27,7 +28,7 @@ def normalize(text: str) -> str:
     """NFC, no control or invisible formatting characters, no lone surrogates, tidy whitespace."""
     text = text.encode("utf-8", "ignore").decode("utf-8")  # drops lone surrogates
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(" ", text)
+    text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
     text = _SPACES.sub(" ", text)
     return "\n".join(line.strip() for line in text.split("\n") if line.strip())
 

