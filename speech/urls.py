@@ -5,8 +5,7 @@ from speech.api import build_api
 
 app_name = "speech"
 
-# Nested under this app's namespace: ninja reverses "<namespace>:api-root" for /v1/openapi.json.
-api = build_api(urls_namespace=f"{app_name}:speech-api")
+api = build_api()
 
 urlpatterns = [
     path("v1/", api.urls),
