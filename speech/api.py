@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
@@ -162,6 +162,11 @@ def _too_big(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
 
 
+def _unreadable(request: HttpRequest, exc: Any) -> HttpResponse:
+    # The client went away while sending its body: nobody reads this answer, but it is not our error.
+    return error_response(InvalidRequest("The request body could not be read.", code="unreadable_body"))
+
+
 def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
     api = NinjaAPI(
         title="speech",
@@ -177,4 +182,5 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
     api.add_exception_handler(ValidationError, _validation_error)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(RequestDataTooBig, _too_big)
+    api.add_exception_handler(UnreadablePostError, _unreadable)
     return api
