@@ -43,6 +43,8 @@ class RawUpstream:
                 conn, _ = self.listener.accept()
             except TimeoutError:
                 continue
+            except OSError:  # closed by stop()
+                return
             self.connections += 1
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
