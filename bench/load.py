@@ -163,10 +163,19 @@ class Sampler(threading.Thread):
         self.pid = pid
         self.samples: list[Usage] = [usage(pid)]
         self.stop = threading.Event()
+        self.cores_used = 0.0
 
     def run(self) -> None:
+        started, cpu = time.monotonic(), cpu_seconds(self.pid)
         while not self.stop.wait(0.5):
             self.samples.append(usage(self.pid))
+        # On a shared machine this tells whether the worker got the CPU it needed.
+        self.cores_used = (cpu_seconds(self.pid) - cpu) / (time.monotonic() - started)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(server: Server, payloads: list[dict[str, object]], budget: float) -> tuple[list[Result], Sampler, float]:
@@ -195,7 +204,10 @@ def report(title: str, results: list[Result], sampler: Sampler, took: float, pro
     stalled = [result for result in ok if result.max_gap > STALL_GAP] if proxied else []
     rss = [sample.rss_mb for sample in sampler.samples]
     load = os.getloadavg()[0]
-    print(f"\n### {title}: {len(results)} concurrent streams, {took:.1f} s, load average {load:.1f}\n")
+    print(
+        f"\n### {title}: {len(results)} concurrent streams, {took:.1f} s, load average {load:.1f}, "
+        f"worker used {sampler.cores_used:.2f} cores\n"
+    )
     print(
         "| streams | failed | TTFB p50 | TTFB p95 | TTFB max | stayed ahead at 1x | underruns | worst wait | "
         "least lead | max gap | audio/stream | RSS start → max → end | fds max | threads max |"
