@@ -57,26 +57,24 @@ def idle_cpu(pid: int, seconds: float = 1.5) -> float:
 
 
 def test_slow_reader_holds_no_audio_in_the_server(server: Server) -> None:
-    """A client that stops reading: the server stops making audio for it, and its memory stays put."""
+    """A client that stops reading: once the socket buffers are full the worker goes idle (no audio
+    piles up in the server), and it picks up again when the client reads on."""
     pid = worker_pid(server.process.pid)
     sock = connect(server, rcvbuf=4096)
     try:
-        sock.sendall(request_bytes(LONG, "pcm"))
+        sock.sendall(request_bytes(LONG, "pcm"))  # ~4 minutes of speech, ~25 s of CPU to make
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        time.sleep(4)  # the kernel's buffers fill, then the server's writes block
-        before = usage(pid)
+        assert settles(lambda: idle_cpu(pid, 1.0) < 0.15, timeout=60)
         cpu_before = cpu_seconds(pid)
-        rss = [before.rss_mb]
-        for _ in range(20):  # now read a trickle: 4 KB every 0.25 s, far slower than 1x pcm (48 KB/s)
-            assert sock.recv(4096)
-            rss.append(usage(pid).rss_mb)
-            time.sleep(0.25)
-        spent = cpu_seconds(pid) - cpu_before
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert sock.recv(65536)
+        resumed = cpu_seconds(pid) - cpu_before
     finally:
         sock.close()
-    # LONG is ~4 minutes of speech (~25 s of CPU to make); blocked, the worker makes almost none of it.
-    assert spent < 2.5, spent
-    assert max(rss) - before.rss_mb < 50, rss
+    # It was paused, not finished. (Its RSS is no guide here: all of LONG as pcm is 12 MB, less than
+    # the ONNX working memory that the first long pieces add.)
+    assert resumed > 0.2, resumed
     # And it still serves everyone else.
     assert server.post_speech(stream=False, input="Still here.").status_code == 200
 
