@@ -45,7 +45,9 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
     cancel = Cancellation()
-    stream = engine_for_model(speech.model).speak(speech, cancel)
+    # Watch for a hang-up from the start: an upstream may take seconds to send its first byte.
+    with watcher.watch(request.META.get("gunicorn.socket"), cancel):
+        stream = engine_for_model(speech.model).speak(speech, cancel)
     return _streaming_response(request, speech, stream, cancel)
 
 
