@@ -1,6 +1,9 @@
 """Gunicorn for streaming: one process (one synthesis scheduler per process), many threads."""
 
 import os
+import signal
+import threading
+from typing import Any
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "ttsproject.wsgi:application"
@@ -12,13 +15,35 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 # gthread's timeout is the worker heartbeat, not a per-request limit: long streams are safe.
 timeout = 60
-# Streams in flight get this long to finish on restart, then they are cut.
+# Streams in flight get this long to finish on restart; then they end where they are (see below).
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
 
 
-def post_worker_init(worker: object) -> None:
+def post_worker_init(worker: Any) -> None:
     from speech.warmup import warm_up
 
     warm_up()
+    _end_streams_before_graceful_timeout(worker)
+
+
+def _end_streams_before_graceful_timeout(worker: Any) -> None:
+    """On restart or stop, streams still open a second before ``graceful_timeout`` end cleanly.
+
+    Without this a long stream outlives the grace period: the worker's threads keep it going, the
+    interpreter waits for them at exit, and the master kills the worker a heartbeat ``timeout`` later
+    (60 s), cutting every stream mid-chunk while two workers compete for the cores.
+    """
+    from speech.hangup import watcher
+
+    handle_exit = worker.handle_exit
+
+    def on_exit(sig: int, frame: Any) -> None:
+        handle_exit(sig, frame)
+        timer = threading.Timer(max(0.0, worker.cfg.graceful_timeout - 1.0), watcher.cancel_all)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_exit)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it

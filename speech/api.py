@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas
+from speech import schemas, text
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
 from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
@@ -35,14 +35,14 @@ ERRORS: dict[int | str, Any] = {
 @router.post("/audio/speech", response={200: None, **ERRORS}, summary="Create speech (streamed)")
 def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpResponseBase:
     limit = get_config()["MAX_INPUT_CHARS"]
-    if not body.input.strip():
-        raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     if len(body.input) > limit:
         raise InvalidRequest(
             f"'input' is {len(body.input)} characters long; the limit is {limit}.",
             param="input",
             code="string_above_max_length",
         )
+    if not text.normalize(body.input):  # blank once control and invisible characters are dropped
+        raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
     cancel = Cancellation()
     # Watch for a hang-up from the start: an upstream may take seconds to send its first byte.
@@ -164,6 +164,11 @@ def _too_big(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
 
 
+def _unreadable(request: HttpRequest, exc: Any) -> HttpResponse:
+    # The client went away while sending its body: nobody reads this answer, but it is not our error.
+    return error_response(InvalidRequest("The request body could not be read.", code="unreadable_body"))
+
+
 def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
     api = NinjaAPI(
         title="speech",
@@ -179,4 +184,5 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
     api.add_exception_handler(ValidationError, _validation_error)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(RequestDataTooBig, _too_big)
+    api.add_exception_handler(UnreadablePostError, _unreadable)
     return api

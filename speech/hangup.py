@@ -87,6 +87,13 @@ class HangupWatcher:
             with self._lock:
                 self._watched.pop(key, None)
 
+    def cancel_all(self) -> None:
+        """Stop every open stream (the worker is shutting down); each ends cleanly where it is."""
+        with self._lock:
+            watched = list(self._watched.values())
+        for _, cancel in watched:
+            cancel.cancel()
+
     def _run(self) -> None:
         while True:
             with self._lock:

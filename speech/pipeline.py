@@ -62,7 +62,7 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
     encoder = audio.encoder(fmt, voice.rate)
     listener = Listener()
     finished = False
-    pieces = 0
+    pieces = voiced = 0
     try:
         while pending and not cancel.cancelled:
             with scheduler.slot(listener.deadline, cancel) as grant:
@@ -71,11 +71,14 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
                 pieces += 1
                 logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
                 pcm = voice.synthesize(piece, speed, grant, cancel)
+            voiced += len(pcm)
             data = encoder.write(pcm)
             listener.received(len(pcm) / 2 / voice.rate)
             if data:
                 yield data
         if not cancel.cancelled:
+            if not voiced:  # nothing the voice could say (";"): a moment of silence is still valid audio
+                yield encoder.write(bytes(voice.rate // 5 * 2))
             finished = True
             yield encoder.close()
     except Cancelled:

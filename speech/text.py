@@ -6,6 +6,10 @@ import re
 import unicodedata
 
 MAX_SEGMENT_CHARS = 300
+# A head holds at most this many characters per word it may hold, so that a "word" without spaces
+# (4,096 letters, a run of emoji) cannot make a first piece that takes seconds to synthesise.
+# Lengths of pieces are counted in Latin letters' worth of speech: see ``_weight``.
+CHARS_PER_WORD = 12
 
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt vs etc fig no vol approx dept est inc ltd co corp
@@ -53,8 +57,8 @@ def sentences(text: str, max_chars: int = MAX_SEGMENT_CHARS) -> list[str]:
 
 def _bounded(sentence: str, max_chars: int) -> list[str]:
     pieces = []
-    while len(sentence) > max_chars:
-        cut = _cut_point(sentence, max_chars)
+    while _spoken_length(sentence) > max_chars:
+        cut = _cut_point(sentence, _fit_count(sentence, max_chars))
         pieces.append(sentence[:cut].strip())
         sentence = sentence[cut:].strip()
     pieces.append(sentence)
@@ -78,9 +82,46 @@ def head(sentence: str, max_words: int) -> tuple[str, str]:
     word or two, which would sound choppy for no gain.
     """
     words = sentence.split(" ")
-    if len(words) <= max_words + 2:
+    if len(words) <= max_words + 2 and _spoken_length(sentence) <= (max_words + 2) * CHARS_PER_WORD:
         return sentence, ""
-    window = " ".join(words[:max_words])
+    window = _fit(" ".join(words[:max_words]), max_words * CHARS_PER_WORD)
     clause_ends = [m.end() for m in _CLAUSE_END.finditer(window + " ")]
     cut = clause_ends[-1] if clause_ends and clause_ends[-1] >= len(window) // 3 else len(window)
     return sentence[:cut].strip(), sentence[cut:].strip()
+
+
+def _weight(ch: str) -> int:
+    """Roughly how many phonemes a character costs, in units of one Latin letter.
+
+    An English voice reads a digit as part of a number, and a symbol (emoji) or a letter of another
+    script by its name: 10-20 phonemes each. Synthesis time and memory grow with phonemes (memory
+    faster than linearly: 300 emoji in one piece took 2 GB), so pieces are bounded in this unit.
+    """
+    if ch.isdigit():
+        return 4
+    if ord(ch) < 0x250 and unicodedata.category(ch)[0] != "S":  # ASCII, Latin-1 and Latin Extended
+        return 1
+    return CHARS_PER_WORD
+
+
+def _spoken_length(text: str) -> int:
+    return sum(map(_weight, text))
+
+
+def _fit_count(text: str, budget: int) -> int:
+    """How many leading characters of ``text`` fit in ``budget`` (see ``_weight``); at least one."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += _weight(ch)
+        if used > budget:
+            return max(i, 1)
+    return len(text)
+
+
+def _fit(window: str, budget: int) -> str:
+    """The longest prefix of ``window`` within ``budget``, cut at a space if there is one."""
+    count = _fit_count(window, budget)
+    if count == len(window):
+        return window
+    space = window.rfind(" ", 0, count + 1)
+    return window[: space if space > 0 else count]

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 JOINABLE = ("mp3", "aac", "pcm")
 READ_SIZE = 65_536  # an upper bound per read; a read returns as soon as any bytes are there
 _Opened = tuple[requests.Response, Iterator[bytes]]
+# What a speech response may be labelled; anything else (text/html from a proxy's error page) is not audio.
+_AUDIO_TYPES = ("audio/", "application/octet-stream", "text/event-stream")
 _UPSTREAM_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, SpeechError)
 
 
@@ -131,6 +133,13 @@ class OpenAIEngine:
         if response.status_code != 200:
             with response:
                 raise self._error(response)
+        content_type = response.headers.get("Content-Type", "")
+        if content_type and not content_type.startswith(_AUDIO_TYPES):  # an HTML page, a JSON document
+            response.close()
+            raise UpstreamError(
+                f"The upstream speech service '{self.alias}' answered with {content_type.split(';')[0]}, not audio.",
+                code="upstream_not_audio",
+            )
         chunks = _read(response)
         try:
             first = next(chunks, b"")
@@ -140,7 +149,10 @@ class OpenAIEngine:
         except _UPSTREAM_FAILURES:
             response.close()
             raise UpstreamError(f"The upstream speech service '{self.alias}' broke off before any audio.") from None
-        return response, itertools.chain([first] if first else [], chunks)
+        if not first:  # a 200 with an empty body
+            response.close()
+            raise UpstreamError(f"The upstream speech service '{self.alias}' broke off before any audio.")
+        return response, itertools.chain([first], chunks)
 
     def _error(self, response: requests.Response) -> SpeechError:
         status = response.status_code

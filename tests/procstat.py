@@ -1,0 +1,51 @@
+"""What a gunicorn worker holds, read from /proc: memory, open files, threads."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def worker_pid(master: int, timeout: float = 30.0) -> int:
+    """The one worker of a gunicorn master (waits for it after a restart)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(master)
+        if len(pids) == 1 or time.monotonic() > deadline:
+            assert len(pids) == 1, pids
+            return pids[0]
+        time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_mb: float
+    fds: int
+    threads: int
+
+
+def usage(pid: int) -> Usage:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return Usage(
+        rss_mb=int(status["VmRSS"].split()[0]) / 1024,
+        fds=len(os.listdir(f"/proc/{pid}/fd")),
+        threads=int(status["Threads"]),
+    )
+
+
+def settles(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """True once ``check()`` holds; polls, since a server lets go of things a moment after a client."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
