@@ -16,7 +16,8 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas
+from speech import cache as audio_cache
+from speech import schemas, security, usage
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
 from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
@@ -44,9 +45,12 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
             code="string_above_max_length",
         )
     speech = SpeechRequest(**body.dict())
+    if (replay := audio_cache.replay(request, speech)) is not None:
+        return replay
     cancel = Cancellation()
-    stream = engine_for_model(speech.model).speak(speech, cancel)
-    return _streaming_response(request, speech, stream, cancel)
+    with usage.Track(request, speech) as track:  # stream slot (429/503) and usage record
+        stream = engine_for_model(speech.model).speak(speech, cancel)
+    return _streaming_response(request, speech, track.stream(audio_cache.tee(speech, stream)), cancel)
 
 
 @router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)
@@ -171,6 +175,7 @@ def build_api(urls_namespace: str = "speech-api") -> NinjaAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         parser=JsonOnlyParser(),
+        auth=security.authenticate,
     )
     api.add_router("/", router)
     api.add_exception_handler(SpeechError, _speech_error)

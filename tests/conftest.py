@@ -50,6 +50,8 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         "PORT": str(port),
         **(env or {}),
     }
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=full_env, check=True, timeout=120)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
         cwd=ROOT,
@@ -64,7 +66,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
         try:
-            if requests.get(f"{url}/v1/models", timeout=1).ok:
+            if requests.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):  # 401: keys required
                 return Server(url, process, log)
         except requests.RequestException:
             pass

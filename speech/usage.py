@@ -1,0 +1,109 @@
+"""One usage record per synthesis, written when its stream ends, and the stream slot it holds meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+
+from django.http import HttpRequest
+
+from speech import limits
+from speech.conf import get_config
+from speech.engines.base import SpeechRequest, SpeechStream
+from speech.errors import SpeechError
+
+logger = logging.getLogger(__name__)
+
+CLIENT_GONE = 499
+
+
+@dataclass
+class Track:
+    """``with Track(request, speech) as track: stream = engine.speak(...)`` then ``track.stream(stream)``.
+
+    Entering takes a stream slot (429/503 when none is free); the slot is given back and the record
+    written when the stream ends, however it ends, or at once when starting the stream fails.
+    """
+
+    request: HttpRequest
+    speech: SpeechRequest
+    started: float = field(default_factory=time.monotonic)
+    engine: str = ""
+    sent: int = 0
+    ttfb: float | None = None
+    cached: bool = False
+    release: limits.Release | None = None
+
+    @property
+    def client(self) -> str:
+        return str(getattr(self.request, "auth", None) or "")
+
+    def __enter__(self) -> Track:
+        try:
+            self.release = limits.acquire_stream(self.client)
+        except SpeechError as error:
+            self.finish(error.status)
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if error is not None:
+            self.finish(error.status if isinstance(error, SpeechError) else 500)
+
+    def stream(self, stream: SpeechStream) -> SpeechStream:
+        self.engine = stream.engine
+        return replace(stream, chunks=self.count(stream.chunks))
+
+    def count(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        status = CLIENT_GONE
+        try:
+            for chunk in chunks:
+                if self.ttfb is None:
+                    self.ttfb = time.monotonic() - self.started
+                self.sent += len(chunk)
+                yield chunk
+            status = 200
+        except Exception:
+            status = 500
+            raise
+        finally:
+            close(chunks)
+            self.finish(status)
+
+    def finish(self, status: int) -> None:
+        if self.release is not None:
+            self.release()
+            self.release = None
+        record(self, status)
+
+
+def close(chunks: Iterator[bytes]) -> None:
+    """Close a chunk generator now (stopping the engine), not whenever it is collected."""
+    getattr(chunks, "close", lambda: None)()
+
+
+def record(track: Track, status: int) -> None:
+    if not get_config()["RECORD_USAGE"]:
+        return
+    from speech.models import Usage
+
+    speech = track.speech
+    try:
+        Usage.objects.create(
+            client=track.client[:80],
+            model=speech.model,
+            voice=speech.voice,
+            engine=track.engine,
+            response_format=speech.response_format,
+            characters=len(speech.input),
+            bytes=track.sent,
+            status=status,
+            cached=track.cached,
+            ttfb_ms=None if track.ttfb is None else track.ttfb * 1000,
+            duration_ms=(time.monotonic() - track.started) * 1000,
+        )
+    except Exception:  # a usage record must never break a stream
+        logger.exception("could not write a usage record")
