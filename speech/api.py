@@ -50,7 +50,8 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     cancel = Cancellation()
     with usage.Track(request, speech) as track:  # stream slot (429/503) and usage record
         stream = engine_for_model(speech.model).speak(speech, cancel)
-    return _streaming_response(request, speech, track.stream(audio_cache.tee(speech, stream)), cancel)
+    stream = track.stream(audio_cache.tee(request, speech, stream))  # cache as it streams; record at the end
+    return _streaming_response(request, speech, stream, cancel)
 
 
 @router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)

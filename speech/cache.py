@@ -25,7 +25,7 @@ from django.http.response import HttpResponseBase
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.limits import cache
-from speech.usage import Track, close
+from speech.usage import Track, client_gone, close
 
 logger = logging.getLogger(__name__)
 
@@ -114,15 +114,15 @@ def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[byt
         yield data[max(0, first - offset) : last - offset + 1]
 
 
-def tee(speech: SpeechRequest, stream: SpeechStream) -> SpeechStream:
+def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream) -> SpeechStream:
     """Pass the stream through, storing it as it goes; a no-op when this stream is not cacheable."""
     if speech.stream_format != "audio" or stream.sse or not enabled(stream.engine):
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
-    return replace(stream, chunks=_store(entry_key(speech), stream), headers=headers)
+    return replace(stream, chunks=_store(request, entry_key(speech), stream), headers=headers)
 
 
-def _store(key: str, stream: SpeechStream) -> Iterator[bytes]:
+def _store(request: HttpRequest, key: str, stream: SpeechStream) -> Iterator[bytes]:
     store, limit, nonce = cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
     pending, parts, size, complete = bytearray(), 0, 0, False
     try:
@@ -136,7 +136,7 @@ def _store(key: str, stream: SpeechStream) -> Iterator[bytes]:
                 store.set(_part(key, nonce, parts), bytes(pending[:PART]), TIMEOUT)
                 del pending[:PART]
                 parts += 1
-        complete = size <= limit and size > 0
+        complete = 0 < size <= limit and not client_gone(request)  # a listener who left got part of it
     finally:
         close(stream.chunks)
         if complete:

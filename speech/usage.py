@@ -14,6 +14,7 @@ from speech import limits
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import SpeechError
+from speech.hangup import peer_closed
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Track:
                     self.ttfb = time.monotonic() - self.started
                 self.sent += len(chunk)
                 yield chunk
-            status = 200
+            status = CLIENT_GONE if client_gone(self.request) else 200
         except Exception:
             status = 500
             raise
@@ -78,6 +79,12 @@ class Track:
             self.release()
             self.release = None
         record(self, status)
+
+
+def client_gone(request: HttpRequest) -> bool:
+    """The client hung up (engines stop early then, and end their stream as if it were complete)."""
+    sock = request.META.get("gunicorn.socket")
+    return sock is not None and peer_closed(sock)
 
 
 def close(chunks: Iterator[bytes]) -> None:
