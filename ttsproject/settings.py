@@ -91,7 +91,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]  # absent in a clean clone
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
