@@ -1,17 +1,9 @@
-"""The app builds as a wheel with its static files, templates and migrations, and installs into a fresh venv.
-
-Offline and fast: the wheel is built with the shared venv's setuptools (no build isolation) and
-installed with ``--no-deps`` into a new venv whose only extra path is a ``.pth`` line pointing at
-the shared venv's site-packages, where Django and the other dependencies already are. ``speech``
-itself is importable in that venv only from the installed wheel.
-"""
+"""The app builds as a wheel with its static files, templates and migrations, and installs into a fresh venv
+(how: tests/host_site/install.py)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
-import sysconfig
 import textwrap
 import zipfile
 from pathlib import Path
@@ -19,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.host_site.install import build_wheel, venv_with
 
 HOST_SCRIPT = """
 import sys
@@ -45,16 +38,7 @@ print("OK")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    shutil.copytree(ROOT / "speech", src / "speech", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", src)
-    readme = ROOT / "README.md"
-    (src / "README.md").write_text(readme.read_text() if readme.exists() else "speech\n")
-    dist = tmp_path_factory.mktemp("dist")
-    pip: list[str | Path] = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", dist, src], check=True, timeout=300)
-    [built] = dist.glob("speech-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def test_wheel_holds_the_app_and_nothing_else(wheel: Path) -> None:
@@ -74,17 +58,7 @@ def test_wheel_holds_the_app_and_nothing_else(wheel: Path) -> None:
 
 
 def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    site = Path(
-        subprocess.check_output(
-            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
-        ).strip()
-    )
-    (site / "shared-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    pip: list[str | Path] = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "--python", python]
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", wheel], check=True, timeout=300)
+    python, site = venv_with(wheel, tmp_path / "venv")
     (tmp_path / "host.py").write_text(textwrap.dedent(HOST_SCRIPT))
 
     result = subprocess.run([python, "host.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
