@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -44,7 +44,16 @@ def enabled(engine: str | None) -> bool:
 
 
 def entry_key(speech: SpeechRequest) -> str:
-    fields = [speech.model, speech.voice, speech.response_format, speech.speed, speech.instructions, speech.input]
+    engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
+    fields = [
+        engine,
+        speech.model,
+        speech.voice,
+        speech.response_format,
+        speech.speed,
+        speech.instructions,
+        speech.input,
+    ]
     return "speech:audio:" + hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
@@ -57,10 +66,14 @@ def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | No
     if speech.stream_format != "audio" or not enabled(get_config()["MODELS"].get(speech.model)):
         return None
     key = entry_key(speech)
-    meta: dict[str, Any] | None = cache().get(key)
-    if meta is None or not cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
+    try:
+        meta: dict[str, Any] | None = cache().get(key)
+        if meta is None or not cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
+            return None
+        _touch(key, meta)
+    except Exception:  # the cache is an optimisation: when it is down, synthesise
+        logger.exception("audio cache unavailable")
         return None
-    _touch(key, meta)
     size = meta["size"]
     response: HttpResponseBase
     try:
@@ -124,29 +137,36 @@ def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream) -> Sp
 
 def _store(request: HttpRequest, key: str, stream: SpeechStream) -> Iterator[bytes]:
     store, limit, nonce = cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
-    pending, parts, size, complete = bytearray(), 0, 0, False
+    pending, parts, size, storing, complete = bytearray(), 0, 0, True, False
     try:
         for chunk in stream.chunks:
             yield chunk
             size += len(chunk)
-            if size > limit:
-                continue  # too big to keep; what was stored is removed below
-            pending += chunk
-            while len(pending) >= PART:
-                store.set(_part(key, nonce, parts), bytes(pending[:PART]), TIMEOUT)
-                del pending[:PART]
-                parts += 1
-        complete = 0 < size <= limit and not client_gone(request)  # a listener who left got part of it
+            storing = storing and size <= limit  # too big to keep: what was stored is removed below
+            if storing:
+                pending += chunk
+                while storing and len(pending) >= PART:
+                    storing = _safely(store.set, _part(key, nonce, parts), bytes(pending[:PART]), TIMEOUT)
+                    del pending[:PART]
+                    parts += 1
+        complete = storing and size > 0 and not client_gone(request)  # a listener who left got part of it
     finally:
         close(stream.chunks)
-        if complete:
-            if pending:
-                store.set(_part(key, nonce, parts), bytes(pending), TIMEOUT)
-                parts += 1
-            meta = {"nonce": nonce, "parts": parts, "size": size, "content_type": stream.content_type}
-            _publish(key, {**meta, "engine": stream.engine})
+        if complete and (not pending or _safely(store.set, _part(key, nonce, parts), bytes(pending), TIMEOUT)):
+            meta = {"nonce": nonce, "parts": parts + bool(pending), "size": size, "content_type": stream.content_type}
+            _safely(_publish, key, {**meta, "engine": stream.engine})
         else:
-            store.delete_many([_part(key, nonce, index) for index in range(parts)])
+            _safely(store.delete_many, [_part(key, nonce, index) for index in range(parts + 1)])
+
+
+def _safely(action: Callable[..., object], *args: object) -> bool:
+    """Run a cache write; a failing cache must never break the stream passing through."""
+    try:
+        action(*args)
+    except Exception:
+        logger.exception("audio cache write failed")
+        return False
+    return True
 
 
 def _publish(key: str, meta: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ cannot hold slots for ever.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import threading
@@ -21,6 +22,7 @@ from speech.errors import Overloaded, RateLimited
 
 SLOT_TTL = 3600
 QUEUE_POLL = 0.05
+logger = logging.getLogger(__name__)
 Release = Callable[[], None]
 PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
@@ -87,19 +89,27 @@ def acquire_stream(client: str) -> Release:
 
 
 def _incr(key: str, timeout: int) -> int:
+    """The counter after adding one; 0 when the cache is down (limits then fail open, loudly)."""
     store = cache()
-    store.add(key, 0, timeout)
     try:
-        return int(store.incr(key))
-    except ValueError:  # expired between add and incr
-        store.add(key, 1, timeout)
-        return 1
+        store.add(key, 0, timeout)
+        try:
+            return int(store.incr(key))
+        except ValueError:  # expired between add and incr
+            store.add(key, 1, timeout)
+            return 1
+    except Exception:
+        logger.exception("cache unavailable: %s not counted", key)
+        return 0
 
 
 def _take(key: str, cap: int | None, taken: list[str]) -> bool:
     if not cap:
         return True
-    if _incr(key, SLOT_TTL) <= cap:
+    count = _incr(key, SLOT_TTL)
+    if count == 0:
+        return True
+    if count <= cap:
         taken.append(key)
         return True
     _give_all([key])
@@ -108,5 +118,5 @@ def _take(key: str, cap: int | None, taken: list[str]) -> bool:
 
 def _give_all(keys: list[str]) -> None:
     for key in keys:
-        with contextlib.suppress(ValueError):  # expired: nothing to give back
+        with contextlib.suppress(Exception):  # expired (nothing to give back) or cache down (logged on take)
             cache().decr(key)

@@ -40,7 +40,8 @@ class Track:
 
     @property
     def client(self) -> str:
-        return str(getattr(self.request, "auth", None) or "")
+        """Who authenticate() said this is; the address for views that call the API directly."""
+        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
 
     def __enter__(self) -> Track:
         try:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import requests
 
+from tests.audio_check import duration
 from tests.conftest import Server, free_port, start_server, stop_server
 
 
@@ -104,3 +105,17 @@ def test_the_stream_cap_holds_across_both(pair: tuple[Server, Server]) -> None:
     while (status := speak(second, "other-key", "Room now.").status_code) == 503 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert status == 200
+
+
+def test_a_cache_that_is_down_costs_caching_and_limits_not_speech(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SPEECH_RATE_LIMIT="1/hour")
+    for _ in range(2):
+        response = requests.post(
+            f"{server.url}/v1/audio/speech",
+            json={"model": "piper", "voice": "alloy", "input": "Still here."},
+            timeout=60,
+        )
+        assert response.status_code == 200
+        assert response.headers["X-Speech-Cache"] == "miss"
+        assert duration(response.content, "mp3") > 0.5
+    assert "cache unavailable" in server.log_text()
