@@ -148,6 +148,7 @@ if os.environ.get("OPENAI_API_KEY"):
             "OPTIONS": {
                 "api_key": os.environ["OPENAI_API_KEY"],
                 "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+                "read_timeout": float(os.environ.get("OPENAI_TIMEOUT", "30")),
             },
         },
     }

@@ -1,0 +1,113 @@
+"""``manage.py speak "text"``: play speech as it streams, or write it to a file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+
+from speech import client
+
+
+class ProgressLine:
+    """One line on stderr, redrawn at most ten times a second: seconds received vs played (or saved)."""
+
+    def __init__(self, out: OutputWrapper, label: str) -> None:
+        self.out = out
+        self.label = label
+        self.shown_at = 0.0
+        self.state = (0.0, 0.0)
+
+    def __call__(self, received: float, done: float) -> None:
+        self.state = (received, done)
+        if time.monotonic() - self.shown_at >= 0.1:
+            self.show()
+
+    def show(self, ending: str = "") -> None:
+        self.shown_at = time.monotonic()
+        received, done = self.state
+        line = f"\rreceived {received:6.1f} s   {self.label} {done:6.1f} s"
+        self.out.write(line, style_func=str, ending=ending)  # plain, not in the error colour
+        self.out.flush()
+
+
+class Command(BaseCommand):
+    help = "Speak text: play it from the first chunk, or write it to a file while it streams."
+    requires_system_checks: list[str] = []  # needs no database, static files or site checks
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("text", help='The text to speak; "-" reads it from standard input.')
+        parser.add_argument("--voice", default="alloy", help="Voice name (default: alloy).")
+        parser.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default: 1.0).")
+        parser.add_argument(
+            "--format",
+            choices=client.FORMATS,
+            help="Response format (default: from --out's suffix, else pcm).",
+        )
+        parser.add_argument("--out", help="Write the audio to this file instead of playing it.")
+        parser.add_argument(
+            "--server",
+            help="API base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+            "or https://api.openai.com/v1. Without it the embedded engine speaks, no server needed.",
+        )
+        parser.add_argument(
+            "--model", default="gpt-4o-mini-tts", help="Model, with --server (default: gpt-4o-mini-tts)."
+        )
+        parser.add_argument(
+            "--api-key",
+            default=os.environ.get("SPEECH_API_KEY"),
+            help="Bearer key for --server (default: $SPEECH_API_KEY).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        text = sys.stdin.read() if options["text"] == "-" else options["text"]
+        if not text.strip():
+            raise CommandError("Nothing to say: the text is empty.")
+        if not 0.25 <= options["speed"] <= 4.0:
+            raise CommandError("--speed must be between 0.25 and 4.0.")
+        out = options["out"]
+        fmt = options["format"] or (client.format_for(out) if out else "pcm")
+        try:
+            output = None if out else client.open_output()  # no device: say so before synthesising
+            progress = ProgressLine(self.stderr, "saved" if out else "played")
+            chunks = self._chunks(text, fmt, options)
+            if out:
+                client.write(chunks, out, fmt, progress)
+            else:
+                client.play_pcm(client.decode(chunks, fmt), output, progress)
+            progress.show(ending="\n")
+        except KeyboardInterrupt:
+            self.stderr.write("\nStopped.")
+            sys.exit(130)
+        except client.ClientError as error:
+            raise CommandError(str(error)) from None
+        except requests.RequestException as error:
+            raise CommandError(f"Cannot reach {options['server']}: {error}") from None
+
+    def _chunks(self, text: str, fmt: str, options: dict[str, Any]) -> Iterator[bytes]:
+        if options["server"]:
+            return client.fetch(
+                text,
+                voice=options["voice"],
+                model=options["model"],
+                response_format=fmt,
+                speed=options["speed"],
+                base_url=options["server"],
+                api_key=options["api_key"],
+            )
+        from speech.engines.base import SpeechRequest, get_engine
+        from speech.errors import SpeechError
+        from speech.hangup import Cancellation
+
+        request = SpeechRequest(
+            model="piper", input=text, voice=options["voice"], response_format=fmt, speed=options["speed"]
+        )
+        try:
+            return get_engine("piper").speak(request, Cancellation()).chunks
+        except SpeechError as error:
+            raise CommandError(error.message) from None

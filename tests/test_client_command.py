@@ -1,0 +1,126 @@
+"""``manage.py speak``, run the way users run it."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from speech import client
+from tests.audio_check import duration
+from tests.conftest import ROOT, Server
+from tests.test_client import TEXT, FakeOutput
+
+SHORT = "Hello there. This is the speak command."
+ENV = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789"}
+# Lossy codecs add priming and pad the last frame: up to two MP3 frames, three AAC frames.
+PADDING = {"mp3": 2 * 1152 / 24_000, "aac": 3 * 1024 / 24_000}
+SUFFIXES = {"mp3": ".mp3", "opus": ".ogg", "aac": ".aac", "flac": ".flac", "wav": ".wav", "pcm": ".pcm"}
+
+
+def speak(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "manage.py", "speak", *args]
+    return subprocess.run(command, cwd=ROOT, env=ENV, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def spoken_seconds(server: Server) -> float:
+    """How long SHORT lasts, from the server's raw PCM."""
+    return duration(server.post_speech(input=SHORT, response_format="pcm", stream=False).content, "pcm")
+
+
+@pytest.mark.parametrize("fmt", client.FORMATS)
+def test_out_file_decodes_to_the_right_duration(
+    server: Server, tmp_path: Path, spoken_seconds: float, fmt: str
+) -> None:
+    out = tmp_path / f"speech{SUFFIXES[fmt]}"
+    result = speak(SHORT, "--server", f"{server.url}/v1", "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    # Piper's pieces differ a little from run to run (they follow the listener's lead): 0.1 s slack.
+    assert duration(out.read_bytes(), fmt) == pytest.approx(spoken_seconds, abs=0.1 + PADDING.get(fmt, 0))
+    assert f"saved {duration(out.read_bytes(), fmt):6.1f} s" in result.stderr
+
+
+def test_text_from_stdin_with_format_and_speed(server: Server, tmp_path: Path, spoken_seconds: float) -> None:
+    out = tmp_path / "speech.bin"
+    options = ["--format", "wav", "--speed", "2", "--out", str(out)]
+    result = speak("-", "--server", f"{server.url}/v1", *options, stdin=SHORT)
+
+    assert result.returncode == 0, result.stderr
+    assert duration(out.read_bytes(), "wav") < spoken_seconds * 0.7
+
+
+def test_without_a_server_the_embedded_engine_speaks(tmp_path: Path, spoken_seconds: float) -> None:
+    out = tmp_path / "speech.opus"
+    stderr = io.StringIO()
+    call_command("speak", SHORT, out=str(out), stderr=stderr)
+    assert duration(out.read_bytes(), "opus") == pytest.approx(spoken_seconds, abs=0.1)
+    assert "received" in stderr.getvalue()
+
+
+def test_plays_through_the_output_with_a_progress_line(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = FakeOutput([])
+    monkeypatch.setattr(client, "open_output", lambda: output)
+    stderr = io.StringIO()
+
+    call_command("speak", SHORT, server=f"{server.url}/v1", format="mp3", stderr=stderr)
+
+    played = client.seconds(b"".join(output.writes))
+    assert played > 1
+    assert stderr.getvalue().endswith(f"\rreceived {played:6.1f} s   played {played:6.1f} s\n")
+    assert output.closed
+
+
+@pytest.mark.parametrize("module", [None, "no-device"])
+def test_no_audio_device_says_to_use_out(monkeypatch: pytest.MonkeyPatch, module: str | None) -> None:
+    fake = None
+    if module:
+
+        class PortAudioError(Exception):
+            pass
+
+        def no_device(**kwargs: object) -> None:
+            raise PortAudioError("Error querying device -1")
+
+        fake = types.SimpleNamespace(PortAudioError=PortAudioError, RawOutputStream=no_device)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+
+    with pytest.raises(CommandError, match=r"--out"):
+        call_command("speak", SHORT, server="http://127.0.0.1:9/v1")
+
+
+def test_server_errors_show_the_api_message(server: Server, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"Voice 'nobody' is not available.*\(HTTP 400\)"):
+        call_command("speak", SHORT, server=f"{server.url}/v1", voice="nobody", out=str(tmp_path / "x.mp3"))
+
+
+def test_ctrl_c_stops_cleanly(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "long.mp3"
+    command = [sys.executable, "manage.py", "speak", TEXT * 4, "--server", f"{server.url}/v1", "--out", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"received    1." not in seen and time.monotonic() < deadline:  # a second of audio is in
+        if select.select([process.stderr], [], [], 1)[0]:
+            seen += os.read(process.stderr.fileno(), 4096)
+
+    process.send_signal(signal.SIGINT)
+    stopped_at = time.monotonic()
+    _, rest = process.communicate(timeout=20)
+
+    assert time.monotonic() - stopped_at < 5
+    assert process.returncode == 130, rest
+    assert b"Stopped." in rest
+    assert b"Traceback" not in seen + rest
+    assert 1 < duration(out.read_bytes(), "mp3") < 30
