@@ -51,6 +51,8 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         **{name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"},
         "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
         "DJANGO_DEBUG": "0",
+        # Tests that measure synthesis need it to happen: the audio cache is on only where asked for.
+        "SPEECH_CACHE_AUDIO": "0",
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "DJANGO_STATIC_ROOT": str(_STATIC_ROOT),
         "HOST": "127.0.0.1",

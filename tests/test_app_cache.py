@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 import requests
 
-from tests.conftest import Server
+from tests.conftest import Server, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The site with the audio cache on, as it is by default outside the tests."""
+    srv = start_server(tmp_path_factory.mktemp("cache"), {"SPEECH_CACHE_AUDIO": "1"})
+    yield srv
+    stop_server(srv)
 
 
 def speak(server: Server, text: str, fmt: str = "mp3", headers: dict[str, str] | None = None) -> requests.Response:
@@ -74,7 +83,7 @@ def test_a_stream_cut_short_is_not_cached(server: Server) -> None:
 
 
 def test_size_bound_evicts_the_least_recently_used(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_CACHE_MAX_BYTES="200000")  # room for one of these, not two
+    server = make_server(SPEECH_CACHE_AUDIO="1", SPEECH_CACHE_MAX_BYTES="200000")  # room for one of these, not two
     first, second = "The first entry is about two seconds long.", "The second entry is about as long."
     sizes = [len(speak(server, text, fmt="pcm").content) for text in (first, second)]
     assert min(sizes) > 100_000

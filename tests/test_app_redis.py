@@ -44,6 +44,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def pair(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
     env = {
         "SPEECH_REDIS_URL": redis_url,
+        "SPEECH_CACHE_AUDIO": "1",
         "SPEECH_API_KEYS": "cache-key,rate-key,cap-key,other-key",
         "SPEECH_RATE_LIMIT": "12/hour",
         "SPEECH_MAX_STREAMS": "1",
@@ -108,7 +109,9 @@ def test_the_stream_cap_holds_across_both(pair: tuple[Server, Server]) -> None:
 
 
 def test_a_cache_that_is_down_costs_caching_and_limits_not_speech(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SPEECH_RATE_LIMIT="1/hour")
+    server = make_server(
+        SPEECH_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SPEECH_RATE_LIMIT="1/hour", SPEECH_CACHE_AUDIO="1"
+    )
     for _ in range(2):
         response = requests.post(
             f"{server.url}/v1/audio/speech",

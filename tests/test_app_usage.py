@@ -29,7 +29,7 @@ def rows(server: Server, count: int) -> list[dict[str, Any]]:
 
 
 def test_every_synthesis_is_recorded(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_API_KEYS="key-a")
+    server = make_server(SPEECH_API_KEYS="key-a", SPEECH_CACHE_AUDIO="1")
     auth = {"Authorization": "Bearer key-a"}
     text = f"Count these characters, {uuid.uuid4().hex[:6]}."
     body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "opus"}
