@@ -170,18 +170,18 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
+        try:  # all of it: Ctrl+C lands on whichever line runs when FFmpeg calls back
+            while not self._pending:
                 chunk = next(self._chunks, None)
-            except KeyboardInterrupt:
-                raise _Interrupted from None
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+                if chunk is None:
+                    return 0
+                self._pending = memoryview(chunk)
+            size = min(len(buffer), len(self._pending))
+            buffer[:size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            return size
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
 
 def _decoded(chunks: Iterator[bytes], fmt: str) -> Iterator[bytes]:

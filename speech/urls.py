@@ -10,4 +10,5 @@ api = build_api()
 urlpatterns = [
     path("v1/", api.urls),
     re_path(r"^v1/", views.api_not_found),
+    path("speech/stream", views.speech_stream, name="stream"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,6 @@ def test_save_writes_the_format_its_suffix_names(server: Server, tmp_path: Path,
 
 
 def test_no_sounddevice_says_to_use_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "sounddevice", None)
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
     with pytest.raises(client.NoAudioDevice, match=r"--out"):
         client.play("Hello.", base_url="http://127.0.0.1:9/v1")

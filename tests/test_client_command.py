@@ -104,10 +104,15 @@ def test_server_errors_show_the_api_message(server: Server, tmp_path: Path) -> N
         call_command("speak", SHORT, server=f"{server.url}/v1", voice="nobody", out=str(tmp_path / "x.mp3"))
 
 
+def default_sigint() -> None:
+    """Where the tests run in the background SIGINT is ignored, and children inherit that: undo it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly(server: Server, tmp_path: Path) -> None:
     out = tmp_path / "long.mp3"
     command = [sys.executable, "manage.py", "speak", TEXT * 4, "--server", f"{server.url}/v1", "--out", str(out)]
-    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, preexec_fn=default_sigint)
     assert process.stderr is not None
     seen = b""
     deadline = time.monotonic() + 60

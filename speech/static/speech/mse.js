@@ -1,0 +1,96 @@
+// MP3 path: the fetch reader feeds a SourceBuffer; the <audio> element plays from the first append.
+
+const TYPE = "audio/mpeg";
+// Audio kept behind the playhead when the browser asks us to free space.
+const KEEP_BEHIND = 1;
+
+export const MediaSourceClass = () => globalThis.ManagedMediaSource || globalThis.MediaSource;
+
+export const mseSupported = () => Boolean(MediaSourceClass()?.isTypeSupported(TYPE));
+
+export async function playMse(session) {
+  const audio = session.audio;
+  const Source = MediaSourceClass();
+  const source = new Source();
+  // ManagedMediaSource (iOS Safari) only opens when remote playback is disabled or has an alternative.
+  if (Source === globalThis.ManagedMediaSource) audio.disableRemotePlayback = true;
+  const url = URL.createObjectURL(source);
+  session.onStop = () => URL.revokeObjectURL(url);
+  session.playback = elementPlayback(audio);
+  watchElement(audio, session);
+  audio.src = url;
+  await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  const buffer = source.addSourceBuffer(TYPE);
+  buffer.mode = "sequence";
+
+  const queue = [];
+  let done = false;
+  let started = false;
+  let failed = null;
+  let wake = null; // resolves the wait for the queue to drain
+  const pump = () => {
+    if (buffer.updating) return;
+    if (failed || source.readyState !== "open") return wake?.();
+    if (!queue.length) {
+      if (done) source.endOfStream();
+      wake?.();
+      return;
+    }
+    try {
+      buffer.appendBuffer(queue[0]);
+      queue.shift();
+    } catch (error) {
+      if (error.name !== "QuotaExceededError") {
+        failed = error;
+        wake?.();
+      } else if (audio.currentTime > KEEP_BEHIND) {
+        buffer.remove(0, audio.currentTime - KEEP_BEHIND); // its updateend pumps again
+      } // else: nothing played yet to evict; the next timeupdate retries
+    }
+  };
+  buffer.addEventListener("updateend", () => {
+    if (!started) {
+      started = true;
+      audio.play().catch(session.callbacks.onError);
+    }
+    pump();
+  });
+  audio.addEventListener("timeupdate", pump, { signal: session.signal });
+
+  for await (const chunk of session.chunks) {
+    queue.push(chunk);
+    pump();
+    if (failed) throw failed;
+  }
+  done = true;
+  await new Promise((resolve) => {
+    wake = resolve;
+    pump();
+  });
+  if (failed) throw failed;
+}
+
+export function elementPlayback(audio) {
+  return {
+    played: () => audio.currentTime,
+    buffered: () => (audio.buffered.length ? audio.buffered.end(audio.buffered.length - 1) : 0),
+    stop: () => {
+      audio.pause();
+      audio.removeAttribute("src");
+      audio.load();
+    },
+  };
+}
+
+// Turns the element's media events into the player's callbacks until the session ends.
+export function watchElement(audio, session) {
+  const { onPlaying, onEnded, onError } = session.callbacks;
+  const options = { signal: session.signal };
+  audio.addEventListener("playing", onPlaying, { ...options, once: true });
+  audio.addEventListener("ended", () => onEnded(audio.currentTime), options);
+  audio.addEventListener(
+    "error",
+    () => onError(new Error(`The browser could not play this audio (media error ${audio.error?.code}).`)),
+    options,
+  );
+}

@@ -1,0 +1,226 @@
+// SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
+//   const player = new SpeechPlayer({ endpoint, streamUrl });
+//   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
+
+import { elementPlayback, mseSupported, playMse, watchElement } from "./mse.js";
+import { playPcm } from "./pcm.js";
+import { opusConfig, playOpus } from "./webcodecs.js";
+
+export const PATHS = { mse: "mp3", webcodecs: "opus", pcm: "pcm", element: "mp3" };
+const TYPES = { mp3: "audio/mpeg", opus: "audio/ogg", pcm: "audio/pcm" };
+const PROGRESS_EVERY_MS = 200;
+
+// Probed once, at module load, so the first click does not wait for it.
+const opusSupport =
+  typeof AudioDecoder === "undefined"
+    ? Promise.resolve(false)
+    : AudioDecoder.isConfigSupported(opusConfig(1)).then(
+        (result) => result.supported,
+        () => false,
+      );
+
+export async function supportedPaths() {
+  const paths = [];
+  if (mseSupported()) paths.push("mse");
+  if (await opusSupport) paths.push("webcodecs");
+  if (globalThis.AudioContext) paths.push("pcm");
+  paths.push("element");
+  return paths;
+}
+
+export class SpeechPlayer {
+  static isSupported() {
+    return typeof fetch === "function" && typeof Audio === "function";
+  }
+
+  constructor({ endpoint, streamUrl = null, streamToken = null, audio = null, path = null } = {}) {
+    this.endpoint = endpoint;
+    this.streamUrl = streamUrl;
+    this.streamToken = streamToken;
+    this.audio = audio || new Audio();
+    this.path = path; // null: choose automatically
+    this.ctx = null;
+    this.listeners = new Map();
+    this.session = null;
+    this.received = null;
+  }
+
+  on(name, fn) {
+    if (!this.listeners.has(name)) this.listeners.set(name, new Set());
+    this.listeners.get(name).add(fn);
+    return () => this.listeners.get(name).delete(fn);
+  }
+
+  emit(name, detail = {}) {
+    for (const fn of this.listeners.get(name) || []) fn(detail);
+  }
+
+  // Create and resume the AudioContext early (call from a user gesture such as pointerdown).
+  warm() {
+    if (!globalThis.AudioContext) return;
+    this.ctx ||= new AudioContext({ latencyHint: "interactive" });
+    if (this.ctx.state === "suspended") this.ctx.resume();
+  }
+
+  async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
+    this.stop();
+    const t0 = performance.now();
+    this.warm(); // still inside the click: an AudioContext made later may stay suspended
+    const paths = await supportedPaths();
+    const chosen = path || this.path || paths[0];
+    if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
+    const format = PATHS[chosen];
+    const session = this.startSession(t0, chosen, format);
+    const body = { model, input, voice, speed, response_format: format };
+    try {
+      if (chosen === "element") {
+        await this.playElement(session, body);
+      } else {
+        const response = await fetch(this.endpoint, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+          signal: session.signal,
+        });
+        if (!response.ok) throw await apiError(response);
+        session.chunks = this.read(session, response);
+        const play = { mse: playMse, webcodecs: playOpus, pcm: playPcm }[chosen];
+        await play(session);
+      }
+    } catch (error) {
+      if (!session.signal.aborted) session.callbacks.onError(error);
+    }
+  }
+
+  startSession(t0, path, format) {
+    const controller = new AbortController();
+    const ms = () => Math.round(performance.now() - t0);
+    const session = {
+      path,
+      format,
+      ctx: this.ctx,
+      audio: this.audio,
+      signal: controller.signal,
+      playback: null,
+      onStop: null,
+      timer: setInterval(() => this.progress(session), PROGRESS_EVERY_MS),
+      callbacks: {
+        onPlaying: () => this.session === session && this.emit("playing", { ms: ms(), path }),
+        onEnded: (duration) => {
+          if (this.session !== session) return;
+          this.progress(session);
+          this.end(session);
+          this.emit("ended", { duration, ms: ms() });
+        },
+        onError: (error) => {
+          if (this.session !== session) return;
+          this.end(session);
+          this.emit("error", {
+            message: error.message,
+            status: error.status ?? null,
+            code: error.code ?? null,
+            param: error.param ?? null,
+          });
+        },
+      },
+      controller,
+      ms,
+    };
+    this.session = session;
+    this.received = { chunks: [], format };
+    return session;
+  }
+
+  async *read(session, response) {
+    const reader = response.body.getReader();
+    let bytes = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (bytes === 0) this.emit("firstbyte", { ms: session.ms() });
+        bytes += value.length;
+        this.received.chunks.push(value);
+        yield value;
+      }
+      this.emit("lastbyte", { ms: session.ms(), bytes });
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  async playElement(session, body) {
+    if (!this.streamUrl) throw new Error("This page provides no stream URL for the <audio> fallback.");
+    const url = new URL(this.streamUrl, location.href);
+    for (const [key, value] of Object.entries(body)) url.searchParams.set(key, value);
+    if (this.streamToken) url.searchParams.set("token", this.streamToken);
+    const audio = this.audio;
+    session.playback = elementPlayback(audio);
+    session.url = url.href;
+    watchElement(audio, {
+      ...session,
+      callbacks: {
+        ...session.callbacks,
+        // The element hides the reason; asking once more returns the API's error JSON.
+        onError: async (error) => {
+          const response = await fetch(url, { signal: session.signal }).catch(() => null);
+          session.callbacks.onError(response && !response.ok ? await apiError(response) : error);
+        },
+      },
+    });
+    audio.addEventListener("progress", () => this.emit("firstbyte", { ms: session.ms() }), {
+      once: true,
+      signal: session.signal,
+    });
+    audio.src = url.href;
+    await audio.play().catch((error) => {
+      // A stream the element cannot play is reported by its error event, with the API's message.
+      if (error.name === "NotAllowedError") throw error;
+    });
+  }
+
+  progress(session) {
+    if (!session.playback) return;
+    this.emit("progress", { played: session.playback.played(), buffered: session.playback.buffered() });
+  }
+
+  end(session) {
+    clearInterval(session.timer);
+    session.controller.abort();
+    session.playback?.stop();
+    session.onStop?.();
+    if (this.session === session) this.session = null;
+  }
+
+  // Stop playing: cancels the request (the server stops synthesising) and frees the buffers.
+  stop() {
+    if (this.session) this.end(this.session);
+  }
+
+  // What was received so far, as a File (null when nothing was, or the <audio> element fetched it).
+  download() {
+    if (!this.received?.chunks.length) return null;
+    const { chunks, format } = this.received;
+    return new File(chunks, `speech.${format}`, { type: TYPES[format] });
+  }
+
+  destroy() {
+    this.stop();
+    this.listeners.clear();
+    this.received = null;
+    this.ctx?.close();
+    this.ctx = null;
+  }
+}
+
+async function apiError(response) {
+  let message = `The server answered ${response.status} ${response.statusText}.`;
+  let detail = {};
+  try {
+    detail = (await response.json()).error || {};
+    if (detail.message) message = detail.message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return Object.assign(new Error(message), { status: response.status, code: detail.code, param: detail.param });
+}

@@ -1,0 +1,64 @@
+// Opus path: Ogg pages demuxed in JS, decoded by WebCodecs, played on the Web Audio clock.
+
+import { isOpusHead, isOpusTags, OggDemuxer, opusPacketSamples, parseOpusHead } from "./ogg.js";
+import { Schedule } from "./schedule.js";
+
+const OPUS_RATE = 48000;
+
+export function opusConfig(channels) {
+  // No `description` (OpusHead): it is optional for channel mapping family 0, and WebKit's
+  // decoder crashes on the first decode() when given one. Pre-skip is applied here instead.
+  return { codec: "opus", sampleRate: OPUS_RATE, numberOfChannels: channels };
+}
+
+export async function playOpus(session) {
+  const ctx = session.ctx;
+  const schedule = new Schedule(ctx, session.callbacks);
+  session.playback = schedule;
+  const demuxer = new OggDemuxer();
+  let skip = 0; // pre-skip samples still to drop from the decoded output
+  let decodeError = null;
+  const decoder = new AudioDecoder({
+    output: (data) => {
+      const frames = data.numberOfFrames - Math.min(skip, data.numberOfFrames);
+      const from = data.numberOfFrames - frames;
+      skip -= from;
+      if (frames > 0 && !session.signal.aborted) {
+        const buffer = ctx.createBuffer(data.numberOfChannels, frames, data.sampleRate);
+        for (let ch = 0; ch < data.numberOfChannels; ch++) {
+          const plane = new Float32Array(data.numberOfFrames);
+          data.copyTo(plane, { planeIndex: ch, format: "f32-planar" });
+          buffer.copyToChannel(plane.subarray(from), ch);
+        }
+        schedule.add(buffer);
+      }
+      data.close();
+    },
+    error: (error) => {
+      decodeError = error;
+    },
+  });
+  session.onStop = () => decoder.state !== "closed" && decoder.close();
+  let timestamp = 0; // microseconds
+  try {
+    for await (const chunk of session.chunks) {
+      for (const packet of demuxer.push(chunk)) {
+        if (isOpusHead(packet.data)) {
+          const head = parseOpusHead(packet.data);
+          skip = head.preSkip;
+          decoder.configure(opusConfig(head.channels));
+        } else if (!isOpusTags(packet.data)) {
+          const duration = (opusPacketSamples(packet.data) * 1e6) / OPUS_RATE;
+          decoder.decode(new EncodedAudioChunk({ type: "key", timestamp, duration, data: packet.data }));
+          timestamp += duration;
+        }
+        if (decodeError) throw decodeError;
+      }
+    }
+    await decoder.flush();
+    if (decodeError) throw decodeError;
+  } finally {
+    if (decoder.state !== "closed") decoder.close();
+  }
+  schedule.finish();
+}

@@ -1,0 +1,113 @@
+// Wires the {% speech_player %} markup to a SpeechPlayer. URLs come from the template's JSON.
+
+import { SpeechPlayer, supportedPaths } from "./player.js";
+
+for (const root of document.querySelectorAll("[data-speech-player]")) mount(root);
+
+function mount(root) {
+  const config = JSON.parse(root.querySelector("#speech-player-config").textContent);
+  const $ = (selector) => root.querySelector(selector);
+  const text = $(".sp-text");
+  const voice = $(".sp-voice");
+  const speed = $(".sp-speed");
+  const path = $(".sp-path");
+  const speak = $(".sp-speak");
+  const stop = $(".sp-stop");
+  const download = $(".sp-download");
+  const status = $(".sp-status");
+  const player = new SpeechPlayer({ ...config, audio: $(".sp-audio") });
+  root.speechPlayer = player;
+  if (config.path) path.value = config.path;
+
+  let downloadUrl = null;
+  const setDownload = (file) => {
+    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+    downloadUrl = file ? URL.createObjectURL(file) : null;
+    if (file) {
+      download.href = downloadUrl;
+      download.download = file.name;
+    } else {
+      download.removeAttribute("href");
+    }
+    download.setAttribute("aria-disabled", String(!file));
+  };
+  const busy = (on) => {
+    stop.disabled = !on;
+    root.classList.toggle("is-playing", on);
+  };
+  const show = (selector, value) => {
+    $(selector).textContent = value;
+  };
+  const say = (message, isError = false) => {
+    status.textContent = message;
+    status.classList.toggle("is-error", isError);
+  };
+
+  supportedPaths().then((paths) => {
+    for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
+  });
+  fetch(config.voicesUrl)
+    .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
+    .then(({ data }) => {
+      voice.replaceChildren(
+        ...data.map(({ id, speaks_as }) => new Option(speaks_as === id ? id : `${id} (${speaks_as})`, id)),
+      );
+    })
+    .catch((error) => say(`Could not load the voices: ${error.message}`, true));
+
+  // Warm up before the click: the AudioContext needs a user gesture to run.
+  for (const type of ["pointerdown", "keydown"]) text.addEventListener(type, () => player.warm(), { once: true });
+  speed.addEventListener("input", () => show(".sp-speed-value", `${Number(speed.value).toFixed(2)}×`));
+
+  player.on("firstbyte", ({ ms }) => show(".sp-ttfb", `${ms} ms`));
+  player.on("playing", ({ ms, path: used }) => {
+    show(".sp-ttfs", `${ms} ms`);
+    show(".sp-path-used", used);
+    say("Playing…");
+  });
+  player.on("progress", ({ played, buffered }) => {
+    const total = Math.max(buffered, played, 0.001);
+    $(".sp-buffered").style.width = `${Math.min(100, (buffered / total) * 100)}%`;
+    $(".sp-played").style.width = `${Math.min(100, (played / total) * 100)}%`;
+    show(".sp-time", `${played.toFixed(1)} s / ${buffered.toFixed(1)} s`);
+  });
+  player.on("ended", ({ duration }) => {
+    busy(false);
+    say(`Done: ${duration.toFixed(1)} s of speech.`);
+    setDownload(player.download());
+  });
+  player.on("error", ({ message }) => {
+    busy(false);
+    say(message, true);
+    setDownload(player.download());
+  });
+
+  const start = () => {
+    if (!text.value.trim()) {
+      say("Type something to speak first.", true);
+      text.focus();
+      return;
+    }
+    for (const selector of [".sp-ttfb", ".sp-ttfs", ".sp-time", ".sp-path-used"]) show(selector, "—");
+    setDownload(null);
+    busy(true);
+    say("Starting…");
+    player.speak({ input: text.value, voice: voice.value, speed: Number(speed.value), path: path.value || null });
+  };
+  const halt = () => {
+    player.stop();
+    busy(false);
+    say("Stopped.");
+    setDownload(player.download());
+  };
+  speak.addEventListener("click", start);
+  stop.addEventListener("click", halt);
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      start();
+    } else if (event.key === "Escape") {
+      halt();
+    }
+  });
+}

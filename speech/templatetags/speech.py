@@ -1,0 +1,42 @@
+"""``{% speech_player %}``: the player widget, with every URL it needs resolved here, not in JS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+
+from speech.views import stream_token
+
+register = template.Library()
+
+MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule")
+JSON_IN_HTML = str.maketrans({"<": "\\u003C", ">": "\\u003E", "&": "\\u0026"})
+
+
+@register.inclusion_tag("speech/player.html", takes_context=True)
+def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
+    request = context["request"]
+    modules = {f"{settings.STATIC_URL}speech/{name}.js": static(f"speech/{name}.js") for name in MODULES}
+    return {
+        "config": {
+            "endpoint": reverse("speech:api:create_speech"),
+            "voicesUrl": reverse("speech:api:list_voices"),
+            "streamUrl": reverse("speech:stream"),
+            "streamToken": stream_token(request),
+            "path": request.GET.get("path", path) or None,
+        },
+        "modules": modules.values(),
+        "import_map": import_map(modules),
+    }
+
+
+def import_map(modules: dict[str, str]) -> SafeString:
+    """Maps each module's plain URL to its hashed one, so relative imports between the modules
+    load the same (cache-busted) files as the <script> and modulepreload tags."""
+    return mark_safe(json.dumps({"imports": modules}).translate(JSON_IN_HTML))

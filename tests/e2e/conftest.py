@@ -1,0 +1,75 @@
+"""A real server with collected static files, a slow proxy in front of it, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.slow_proxy import SlowProxy
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The end of each audio response is held back this long after its first byte.
+HOLD_SECONDS = 4.0
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The site as `make run` serves it: production settings, static files collected afresh, gunicorn."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "ttsproject.settings",
+        "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
+        # DEBUG logs each piece synthesised and each hang-up noticed, which the stop test reads.
+        "SPEECH_LOG_LEVEL": "DEBUG",
+    }
+    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "--clear", "-v", "0"]
+    subprocess.run(collect, cwd=ROOT, env={**os.environ, **env}, check=True)
+    srv = start_server(tmp_path_factory.mktemp("site"), env)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def slow_site(site: Server) -> Iterator[SlowProxy]:
+    proxy = SlowProxy(site.url, hold=HOLD_SECONDS)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
