@@ -44,7 +44,8 @@ TEMPLATES = [
     }
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["HOST_DB"]}}
-STATIC_URL = "static/"
+# Absolute, with the prefix: Django reads a relative STATIC_URL once, before any request has set the prefix.
+STATIC_URL = f"{FORCE_SCRIPT_NAME or ''}/static/"
 WHITENOISE_USE_FINDERS = True  # serve the app's static files from the installed package
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -46,7 +46,7 @@ function mount(root) {
   supportedPaths().then((paths) => {
     for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
   });
-  fetch(config.voicesUrl)
+  fetch(config.voicesUrl, { headers: player.headers })
     .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
     .then(({ data }) => {
       voice.replaceChildren(
