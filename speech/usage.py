@@ -44,6 +44,7 @@ class Track:
         return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
 
     def __enter__(self) -> Track:
+        self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
         try:
             self.release = limits.acquire_stream(self.client)
         except SpeechError as error:

@@ -59,6 +59,7 @@ def test_every_synthesis_is_recorded(make_server: Callable[..., Server]) -> None
     assert replayed["bytes"] == len(first.content)
     assert replayed["status"] == 200
     assert refused["status"] == 400
+    assert refused["engine"] == "piper"
     assert refused["bytes"] == 0
     assert gone["status"] == 499
     assert gone["bytes"] > 0
