@@ -40,6 +40,12 @@ run: install .secret-key
 browsers:
 	@command -v chromium >/dev/null && command -v ffprobe >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; }
+	@command -v firefox-esr >/dev/null && command -v pulseaudio >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr pulseaudio >/dev/null; }
+	@command -v WebKitWebDriver >/dev/null && command -v Xvfb >/dev/null && \
+		dpkg -s gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			webkit2gtk-driver xvfb gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null; }
 
 # Debian's redis-server: the tests start their own on a free port (shared cache, rate limits).
 services:

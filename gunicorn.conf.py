@@ -7,7 +7,9 @@ wsgi_app = "ttsproject.wsgi:application"
 # One worker keeps one scheduler in charge of every core; threads hold open streams.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# A proxied stream holds a thread for its whole length: 64 threads left 136 of 200 streams waiting
+# (BENCHMARKS.md, Proxy); idle threads cost next to nothing.
+threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 # gthread's timeout is the worker heartbeat, not a per-request limit: long streams are safe.
 timeout = 60
 # Streams in flight get this long to finish on restart, then they are cut.

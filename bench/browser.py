@@ -1,6 +1,6 @@
 """Click -> first sound in headless Chromium, per playback path, with the server's own TTFB beside it.
 
-Start the site first (`make run`), then: python bench/browser.py [--url http://127.0.0.1:8000] [--runs 10]
+Start the site first (`make run`), then: python -m bench.browser [--url http://127.0.0.1:8000] [--runs 10]
 Each run opens the page afresh, types, and clicks Speak twice (first click, then again), so the numbers
 show whether the first click is as fast as later ones.
 """
@@ -14,14 +14,8 @@ import time
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
+
 TEXT = "Hello! This is how quickly the voice starts after you press the button."
 FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}
 
@@ -69,7 +63,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--paths", default=",".join(FORMATS))
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
 
     print(f"{args.runs} runs per path against {args.url}; milliseconds")

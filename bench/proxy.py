@@ -34,6 +34,7 @@ from tests.fake_upstream import Behaviour, Exchange, FakeUpstream
 
 KEY = "sk-bench-key"
 BEHAVIOUR = Behaviour(ttfb=0.3, interval=0.02, chunk_size=512)
+PATH = "/v1/audio/speech"
 STALL_GAP = 0.5
 STALL_TTFB = 1.3
 _tags = itertools.count()
@@ -65,6 +66,8 @@ class Stream:
         head_end = self.raw.find(b"\r\n\r\n") + 4
         status = int(self.raw[9:12]) if head_end > 3 else 0
         result: list[tuple[int, float]] = []
+        if status != 200:
+            return status, result
         pos, body = head_end, 0
         while pos < len(self.raw):
             line_end = self.raw.find(b"\r\n", pos)
@@ -143,8 +146,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def sequential(upstream: Connection, host: str, port: int, path: str, runs: int, headers: str = "") -> dict[str, Any]:
-    streams = [run_streams(host, port, path, 1, headers)[0] for _ in range(runs)]
+def streamed(upstream: Connection, port: int, batches: list[int], headers: str) -> dict[str, Any]:
+    """Run the batches one after another (each batch's streams at once) and time every stream."""
+    streams = [stream for count in batches for stream in run_streams("127.0.0.1", port, PATH, count, headers)]
     upstream.send("exchanges")
     return measure(streams, upstream.recv())
 
@@ -191,35 +195,33 @@ def main() -> None:
     reference = nginx(upstream_port, workdir)
     auth = f"Authorization: Bearer {KEY}\r\n"
     try:
-        run_streams("127.0.0.1", server_port, "/v1/audio/speech", 1)  # warm the upstream pool
+        run_streams("127.0.0.1", server_port, PATH, 1)  # warm the upstream pool
         ours.send("exchanges")
         ours.recv()
         print(f"upstream: 300 ms to first byte, 512 B every 20 ms; our server: gthread, {args.threads} threads")
-        direct = sequential(ours, "127.0.0.1", upstream_port, "/v1/audio/speech", args.runs, auth)
-        proxied = sequential(ours, "127.0.0.1", server_port, "/v1/audio/speech", args.runs)
-        paths = {"direct": direct, "our proxy": proxied}
+        paths = {"direct": (upstream_port, auth), "our proxy": (server_port, "")}
         if reference is not None:
-            paths["nginx"] = sequential(ours, "127.0.0.1", reference[1], "/v1/audio/speech", args.runs, auth)
-        base = statistics.median(direct["ttfbs"])
+            paths["nginx"] = (reference[1], auth)
+        sequential = {name: streamed(ours, port, [1] * args.runs, headers) for name, (port, headers) in paths.items()}
+        base = statistics.median(sequential["direct"]["ttfbs"])
         print(f"\n{args.runs} sequential streams   TTFB p50   overhead   chunk delay p50   p99")
-        for name, result in paths.items():
+        for name, result in sequential.items():
             ttfb = statistics.median(result["ttfbs"])
             print(
                 f"  {name:<24} {ms(ttfb):>9}  {ms(ttfb - base):>9}   {ms(percentile(result['delays'], 0.5)):>13}"
                 f"  {ms(percentile(result['delays'], 0.99)):>8}"
             )
-        print("\nconcurrent streams   stalled  failed   TTFB p50   TTFB max   chunk delay p50   p99")
+        print("\nconcurrent streams          stalled  failed   TTFB p50   TTFB max   chunk delay p50   p99")
         for count in map(int, args.streams.split(",")):
-            streams = run_streams("127.0.0.1", server_port, "/v1/audio/speech", count)
-            ours.send("exchanges")
-            result = measure(streams, ours.recv())
-            ttfbs = result["ttfbs"] or [float("nan")]
-            delays = result["delays"] or [float("nan")]
-            print(
-                f"  {count:>5}              {result['stalled']:>7}  {result['failed']:>6}"
-                f"  {ms(statistics.median(ttfbs)):>9}  {ms(max(ttfbs)):>9}"
-                f"   {ms(percentile(delays, 0.5)):>13}  {ms(percentile(delays, 0.99)):>8}"
-            )
+            for name, (port, headers) in paths.items():
+                result = streamed(ours, port, [count], headers)
+                ttfbs = result["ttfbs"] or [float("nan")]
+                delays = result["delays"] or [float("nan")]
+                print(
+                    f"  {count:>5} {name:<20} {result['stalled']:>7}  {result['failed']:>6}"
+                    f"  {ms(statistics.median(ttfbs)):>9}  {ms(max(ttfbs)):>9}"
+                    f"   {ms(percentile(delays, 0.5)):>13}  {ms(percentile(delays, 0.99)):>8}"
+                )
     finally:
         stop_server(server)
         if reference is not None:

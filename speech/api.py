@@ -48,7 +48,9 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     if (replay := audio_cache.replay(request, speech)) is not None:
         return replay
     cancel = Cancellation()
-    with usage.Track(request, speech) as track:  # stream slot (429/503) and usage record
+    # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
+    # upstream may take seconds to send its first byte.
+    with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
         stream = engine_for_model(speech.model).speak(speech, cancel)
     stream = track.stream(audio_cache.tee(request, speech, stream))  # cache as it streams; record at the end
     return _streaming_response(request, speech, stream, cancel)

@@ -60,6 +60,7 @@ def audio_body(fmt: str) -> bytes:
 
 class FakeUpstream(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the default listen backlog of 5 drops bursts of connections
 
     def __init__(self, api_key: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -140,7 +140,7 @@ class OpenAIEngine:
         except _UPSTREAM_FAILURES:
             response.close()
             raise UpstreamError(f"The upstream speech service '{self.alias}' broke off before any audio.") from None
-        return response, itertools.chain([first], chunks)
+        return response, itertools.chain([first] if first else [], chunks)
 
     def _error(self, response: requests.Response) -> SpeechError:
         status = response.status_code

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,17 +9,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.slow_proxy import SlowProxy
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The end of each audio response is held back this long after its first byte.
 HOLD_SECONDS = 4.0
 ARTIFACTS = ROOT / "test-artifacts"
@@ -30,15 +19,12 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The site as `make run` serves it: production settings, static files collected afresh, gunicorn."""
+    """The site as `make run` serves it: production settings (hashed static files), gunicorn."""
     env = {
         "DJANGO_SETTINGS_MODULE": "ttsproject.settings",
-        "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
         # DEBUG logs each piece synthesised and each hang-up noticed, which the stop test reads.
         "SPEECH_LOG_LEVEL": "DEBUG",
     }
-    collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "--clear", "-v", "0"]
-    subprocess.run(collect, cwd=ROOT, env={**os.environ, **env}, check=True)
     srv = start_server(tmp_path_factory.mktemp("site"), env)
     yield srv
     stop_server(srv)

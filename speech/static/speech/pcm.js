@@ -2,7 +2,7 @@
 
 import { Schedule } from "./schedule.js";
 
-export const RATE = 24000;
+const RATE = 24000;
 
 export async function playPcm(session) {
   const schedule = new Schedule(session.ctx, session.callbacks);

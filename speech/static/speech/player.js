@@ -1,8 +1,10 @@
 // SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
 //   const player = new SpeechPlayer({ endpoint, streamUrl });
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
+// Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status}.
+// `ms` in an event counts from the speak() call.
 
-import { elementPlayback, mseSupported, playMse, watchElement } from "./mse.js";
+import { elementPlayback, MediaSourceClass, mseSupported, playMse, watchElement } from "./mse.js";
 import { playPcm } from "./pcm.js";
 import { opusConfig, playOpus } from "./webcodecs.js";
 
@@ -19,16 +21,32 @@ const opusSupport =
         () => false,
       );
 
+// What this browser can play, probed once: the first of `paths` is the automatic choice.
+// Firefox has no MP3 in MediaSource, so it lands on WebCodecs Opus; WebKit uses ManagedMediaSource.
+let probed = null;
+export function capabilities() {
+  probed ||= opusSupport.then((webcodecsOpus) => {
+    const caps = {
+      mediaSource: MediaSourceClass()?.name ?? null,
+      mseMp3: mseSupported(),
+      webcodecsOpus,
+      webAudio: Boolean(globalThis.AudioContext),
+    };
+    const usable = { mse: caps.mseMp3, webcodecs: webcodecsOpus, pcm: caps.webAudio, element: true };
+    return Object.freeze({ ...caps, paths: Object.keys(usable).filter((path) => usable[path]) });
+  });
+  return probed;
+}
+
 export async function supportedPaths() {
-  const paths = [];
-  if (mseSupported()) paths.push("mse");
-  if (await opusSupport) paths.push("webcodecs");
-  if (globalThis.AudioContext) paths.push("pcm");
-  paths.push("element");
-  return paths;
+  return (await capabilities()).paths;
 }
 
 export class SpeechPlayer {
+  static capabilities() {
+    return capabilities();
+  }
+
   static isSupported() {
     return typeof fetch === "function" && typeof Audio === "function";
   }
@@ -65,16 +83,15 @@ export class SpeechPlayer {
   }
 
   async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
-    this.stop();
     const t0 = performance.now();
     this.warm(); // still inside the click: an AudioContext made later may stay suspended
     const paths = await supportedPaths();
     const chosen = path || this.path || paths[0];
-    if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
-    const format = PATHS[chosen];
+    const format = PATHS[chosen] || "mp3";
     const session = this.startSession(t0, chosen, format);
     const body = { model, input, voice, speed, response_format: format };
     try {
+      if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
         await this.playElement(session, body);
       } else {
@@ -95,11 +112,10 @@ export class SpeechPlayer {
   }
 
   startSession(t0, path, format) {
+    this.stop();
     const controller = new AbortController();
     const ms = () => Math.round(performance.now() - t0);
     const session = {
-      path,
-      format,
       ctx: this.ctx,
       audio: this.audio,
       signal: controller.signal,
@@ -158,7 +174,6 @@ export class SpeechPlayer {
     if (this.streamToken) url.searchParams.set("token", this.streamToken);
     const audio = this.audio;
     session.playback = elementPlayback(audio);
-    session.url = url.href;
     watchElement(audio, {
       ...session,
       callbacks: {

@@ -19,9 +19,7 @@ export class Schedule {
     const ctx = this.ctx;
     const earliest = ctx.currentTime + START_MARGIN;
     if (this.next < earliest) this.next = earliest;
-    if (this.seconds === 0) {
-      this.timer = setTimeout(this.onPlaying, (this.next - ctx.currentTime) * 1000);
-    }
+    if (this.seconds === 0) this.announce(this.next);
     const source = ctx.createBufferSource();
     source.buffer = buffer;
     source.connect(ctx.destination);
@@ -34,6 +32,22 @@ export class Schedule {
     this.sources.add(source);
     this.next += buffer.duration;
     this.seconds += buffer.duration;
+  }
+
+  // `onPlaying` when the first buffer is heard: its start time on a running clock. Firefox's
+  // context can still be starting after the click; its clock stands still until then.
+  announce(at) {
+    const ctx = this.ctx;
+    if (ctx.state === "running") {
+      this.timer = setTimeout(this.onPlaying, Math.max(0, at - ctx.currentTime) * 1000);
+      return;
+    }
+    const wait = () => {
+      if (ctx.state !== "running") return;
+      ctx.removeEventListener("statechange", wait);
+      if (this.sources.size) this.announce(at);
+    };
+    ctx.addEventListener("statechange", wait);
   }
 
   // No more buffers will come: `onEnded` fires once the last one has played.

@@ -5,10 +5,13 @@ import { Schedule } from "./schedule.js";
 
 const OPUS_RATE = 48000;
 
-export function opusConfig(channels) {
-  // No `description` (OpusHead): it is optional for channel mapping family 0, and WebKit's
-  // decoder crashes on the first decode() when given one. Pre-skip is applied here instead.
-  return { codec: "opus", sampleRate: OPUS_RATE, numberOfChannels: channels };
+export function opusConfig(channels, opusHead = null) {
+  // No `description` (OpusHead) for mono/stereo (channel mapping family 0), where it is optional:
+  // WebKit's decoder crashes on the first decode() when given one. Pre-skip is applied here instead.
+  // Multichannel streams (family 1+) cannot be decoded without their channel mapping: pass it then.
+  const config = { codec: "opus", sampleRate: OPUS_RATE, numberOfChannels: channels };
+  if (opusHead && opusHead[18] !== 0) config.description = opusHead;
+  return config;
 }
 
 export async function playOpus(session) {
@@ -46,7 +49,7 @@ export async function playOpus(session) {
         if (isOpusHead(packet.data)) {
           const head = parseOpusHead(packet.data);
           skip = head.preSkip;
-          decoder.configure(opusConfig(head.channels));
+          decoder.configure(opusConfig(head.channels, packet.data));
         } else if (!isOpusTags(packet.data)) {
           const duration = (opusPacketSamples(packet.data) * 1e6) / OPUS_RATE;
           decoder.decode(new EncodedAudioChunk({ type: "key", timestamp, duration, data: packet.data }));

@@ -45,6 +45,7 @@ function mount(root) {
 
   supportedPaths().then((paths) => {
     for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
+    path.options[0].textContent = `Automatic (${paths[0]})`; // what this browser chose
   });
   fetch(config.voicesUrl, { headers: player.headers })
     .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
