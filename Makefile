@@ -9,7 +9,7 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-dev browsers lint bench
+.PHONY: run test install install-dev browsers services lint bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -47,7 +47,12 @@ browsers:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			webkit2gtk-driver xvfb gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null; }
 
-test: install-dev browsers
+# Debian's redis-server: the tests start their own on a free port (shared cache, rate limits).
+services:
+	@command -v redis-server >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+test: install-dev browsers services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -16,7 +16,8 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas, text
+from speech import cache as audio_cache
+from speech import schemas, security, text, usage
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
 from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
@@ -44,10 +45,14 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
+    if (replay := audio_cache.replay(request, speech)) is not None:
+        return replay
     cancel = Cancellation()
-    # Watch for a hang-up from the start: an upstream may take seconds to send its first byte.
-    with watcher.watch(request.META.get("gunicorn.socket"), cancel):
+    # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
+    # upstream may take seconds to send its first byte.
+    with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
         stream = engine_for_model(speech.model).speak(speech, cancel)
+    stream = track.stream(audio_cache.tee(request, speech, stream))  # cache as it streams; record at the end
     return _streaming_response(request, speech, stream, cancel)
 
 
@@ -178,6 +183,7 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         parser=JsonOnlyParser(),
+        auth=security.authenticate,
     )
     api.add_router("/", router)
     api.add_exception_handler(SpeechError, _speech_error)

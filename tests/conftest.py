@@ -51,6 +51,8 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         **{name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"},
         "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
         "DJANGO_DEBUG": "0",
+        # Tests that measure synthesis need it to happen: the audio cache is on only where asked for.
+        "SPEECH_CACHE_AUDIO": "0",
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "DJANGO_STATIC_ROOT": str(_STATIC_ROOT),
         "HOST": "127.0.0.1",
@@ -76,7 +78,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
         try:
-            if requests.get(f"{url}/v1/models", timeout=1).ok:
+            if requests.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):  # 401: keys required
                 return Server(url, process, log)
         except requests.RequestException:
             pass

@@ -11,5 +11,6 @@ if "pytest" in sys.modules:
 
 from ttsproject.settings import *  # noqa: F403
 
-DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
+if "DJANGO_SQLITE_PATH" not in os.environ:  # servers started by the tests keep a file the test can read
+    DATABASES["default"]["NAME"] = ":memory:"  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405

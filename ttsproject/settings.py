@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from ttsproject import database
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -37,8 +39,10 @@ INSTALLED_APPS = [
 # No GZipMiddleware: it would buffer streamed audio.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "speech.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "speech.security.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -65,10 +69,20 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": {
+    "default": database.parse(os.environ["DATABASE_URL"])
+    if os.environ.get("DATABASE_URL")
+    else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
     }
+}
+
+# Rate limits, stream caps and the audio cache live here: Redis to share them between servers.
+REDIS_URL = os.environ.get("SPEECH_REDIS_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}
 }
 
 LANGUAGE_CODE = "en-us"
@@ -78,7 +92,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]  # absent in a clean clone
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -93,7 +107,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = os.environ.get("DJANGO_SECURE_COOKIES", "") == "1"
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("DJANGO_HSTS_SUBDOMAINS", "") == "1"
+SECURE_HSTS_PRELOAD = os.environ.get("DJANGO_HSTS_PRELOAD", "") == "1"
 SECURE_SSL_REDIRECT = os.environ.get("DJANGO_SSL_REDIRECT", "") == "1"
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+if os.environ.get("DJANGO_BEHIND_TLS_PROXY", "") == "1":  # the proxy sets X-Forwarded-Proto; nobody else may
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
@@ -108,7 +127,19 @@ LOGGING = {
 SPEECH: dict[str, Any] = {
     "MAX_INPUT_CHARS": int(os.environ.get("SPEECH_MAX_INPUT_CHARS", "4096")),
     "API_KEYS": env_list("SPEECH_API_KEYS"),
+    "CORS_ORIGINS": env_list("SPEECH_CORS_ORIGINS"),
 }
+for name, parse in [
+    ("RATE_LIMIT", str),
+    ("MAX_STREAMS", int),
+    ("MAX_STREAMS_PER_CLIENT", int),
+    ("QUEUE_TIMEOUT", float),
+    ("CACHE_MAX_BYTES", int),
+]:
+    if os.environ.get(f"SPEECH_{name}"):
+        SPEECH[name] = parse(os.environ[f"SPEECH_{name}"])
+if os.environ.get("SPEECH_CACHE_AUDIO"):
+    SPEECH["CACHE_AUDIO"] = os.environ["SPEECH_CACHE_AUDIO"] == "1"
 if os.environ.get("OPENAI_API_KEY"):
     SPEECH["ENGINES"] = {
         "piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {}},

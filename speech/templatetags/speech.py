@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.conf import settings
+from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
@@ -29,10 +30,12 @@ def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
             "voicesUrl": reverse("speech:api:list_voices"),
             "streamUrl": reverse("speech:stream"),
             "streamToken": stream_token(request),
+            "csrfToken": get_token(request),  # the page's own requests pass without an API key
             "path": request.GET.get("path", path) or None,
         },
         "modules": modules.values(),
         "import_map": import_map(modules),
+        "csp_nonce": getattr(request, "csp_nonce", ""),  # set by speech.security.ContentSecurityPolicyMiddleware
     }
 
 

@@ -51,8 +51,10 @@ export class SpeechPlayer {
     return typeof fetch === "function" && typeof Audio === "function";
   }
 
-  constructor({ endpoint, streamUrl = null, streamToken = null, audio = null, path = null } = {}) {
+  constructor({ endpoint, streamUrl = null, streamToken = null, csrfToken = null, audio = null, path = null } = {}) {
     this.endpoint = endpoint;
+    // The site's own page authenticates with Django's CSRF token instead of an API key.
+    this.headers = csrfToken ? { "X-CSRFToken": csrfToken } : {};
     this.streamUrl = streamUrl;
     this.streamToken = streamToken;
     this.audio = audio || new Audio();
@@ -95,7 +97,7 @@ export class SpeechPlayer {
       } else {
         const response = await fetch(this.endpoint, {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: { "Content-Type": "application/json", ...this.headers },
           body: JSON.stringify(body),
           signal: session.signal,
         });

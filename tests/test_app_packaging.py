@@ -1,0 +1,76 @@
+"""The app builds as a wheel with its static files, templates and migrations, and installs into a fresh venv
+(how: tests/host_site/install.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.host_site.install import build_wheel, venv_with
+
+HOST_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+settings.configure(
+    SECRET_KEY="x" * 50,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.staticfiles", "speech"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    ROOT_URLCONF="speech.urls",
+    STATIC_URL="/static/",
+    TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}],
+)
+django.setup()
+import speech
+print("SPEECH_FILE", speech.__file__)
+call_command("check", fail_level="ERROR")
+call_command("migrate", verbosity=0)
+print("OK")
+"""
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_wheel_holds_the_app_and_nothing_else(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "speech").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert source - names == set()  # every module, static file, template and migration
+    assert "speech/migrations/0001_initial.py" in names
+    assert {name.split("/")[0] for name in names} == {"speech", "speech-0.1.0.dist-info"}  # no tests, no site
+    metadata = next(name for name in names if name.endswith("METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Provides-Extra: piper" in text
+    assert 'Requires-Dist: piper-tts>=1.8; extra == "piper"' in text
+
+
+def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
+    python, site = venv_with(wheel, tmp_path / "venv")
+    (tmp_path / "host.py").write_text(textwrap.dedent(HOST_SCRIPT))
+
+    result = subprocess.run([python, "host.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert f"SPEECH_FILE {site}/speech/__init__.py" in result.stdout
+    assert result.stdout.rstrip().endswith("OK")
+
+    # The same venv without the piper extra: a clear error naming the install command.
+    blocked = "import sys; sys.modules['piper'] = None\n" + textwrap.dedent(HOST_SCRIPT)
+    (tmp_path / "no_piper.py").write_text(blocked)
+    result = subprocess.run([python, "no_piper.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "speech.E002" in result.stderr
+    assert "pip install 'speech[piper]'" in result.stderr
