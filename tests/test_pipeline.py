@@ -65,7 +65,7 @@ def test_piece_is_sized_to_the_lead_left_when_the_slot_is_granted(
     # listener had before it queued (6 words, which would take longer than the lead to make).
     monkeypatch.setattr(pipeline, "scheduler", WaitingScheduler(clock, [0.0, 1.0]))
     voice = WordVoice()
-    words = " ".join(f"word{i}" for i in range(30))
+    words = " ".join(f"word{chr(97 + i % 26)}" for i in range(30))  # letters only: digits weigh more
 
     b"".join(pipeline.stream(voice, words, "pcm", 1.0, Cancellation()))
 
@@ -75,7 +75,7 @@ def test_piece_is_sized_to_the_lead_left_when_the_slot_is_granted(
 def test_pieces_grow_with_the_lead_when_nobody_waits(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "scheduler", WaitingScheduler(clock, []))
     voice = WordVoice()
-    words = " ".join(f"word{i}" for i in range(40))
+    words = " ".join(f"word{chr(97 + i % 26)}" for i in range(40))  # letters only: digits weigh more
 
     audio = b"".join(pipeline.stream(voice, words, "pcm", 1.0, Cancellation()))
 
