@@ -52,7 +52,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     # upstream may take seconds to send its first byte.
     with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
         stream = engine_for_model(speech.model).speak(speech, cancel)
-    stream = track.stream(audio_cache.tee(request, speech, stream))  # cache as it streams; record at the end
+    stream = track.stream(audio_cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
     return _streaming_response(request, speech, stream, cancel)
 
 

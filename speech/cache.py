@@ -24,6 +24,7 @@ from django.http.response import HttpResponseBase
 
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
+from speech.hangup import Cancellation
 from speech.limits import cache
 from speech.usage import Track, client_gone, close
 
@@ -127,15 +128,15 @@ def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[byt
         yield data[max(0, first - offset) : last - offset + 1]
 
 
-def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream) -> SpeechStream:
+def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
     """Pass the stream through, storing it as it goes; a no-op when this stream is not cacheable."""
     if speech.stream_format != "audio" or stream.sse or not enabled(stream.engine):
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
-    return replace(stream, chunks=_store(request, entry_key(speech), stream), headers=headers)
+    return replace(stream, chunks=_store(request, entry_key(speech), stream, cancel), headers=headers)
 
 
-def _store(request: HttpRequest, key: str, stream: SpeechStream) -> Iterator[bytes]:
+def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[bytes]:
     store, limit, nonce = cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
     pending, parts, size, storing, complete = bytearray(), 0, 0, True, False
     try:
@@ -149,7 +150,8 @@ def _store(request: HttpRequest, key: str, stream: SpeechStream) -> Iterator[byt
                     storing = _safely(store.set, _part(key, nonce, parts), bytes(pending[:PART]), TIMEOUT)
                     del pending[:PART]
                     parts += 1
-        complete = storing and size > 0 and not client_gone(request)  # a listener who left got part of it
+        # Engines end quietly when cancelled (listener gone, worker shutting down): that audio is partial.
+        complete = storing and size > 0 and not cancel.cancelled and not client_gone(request)
     finally:
         close(stream.chunks)
         if complete and (not pending or _safely(store.set, _part(key, nonce, parts), bytes(pending), TIMEOUT)):

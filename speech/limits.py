@@ -56,8 +56,10 @@ def check_rate(client: str) -> None:
         )
 
 
-def acquire_stream(client: str) -> Release:
-    """Take a stream slot for ``client`` and a global one (waiting up to QUEUE_TIMEOUT); return ``release``."""
+def acquire_stream(client: str, synthesis: bool) -> Release:
+    """Take a stream slot for ``client`` and, for a local synthesis, a global one (waiting up to
+    QUEUE_TIMEOUT); return ``release``. Proxied streams cost this machine little CPU: only the
+    per-client cap applies to them."""
     config = get_config()
     own = f"speech:streams:{client}"
     taken: list[str] = []
@@ -68,7 +70,7 @@ def acquire_stream(client: str) -> Release:
             headers={"Retry-After": "1"},
         )
     deadline = time.monotonic() + config["QUEUE_TIMEOUT"]
-    while not _take("speech:streams", config["MAX_STREAMS"], taken):
+    while not _take("speech:streams", config["MAX_STREAMS"] if synthesis else None, taken):
         if time.monotonic() >= deadline:
             _give_all(taken)
             raise Overloaded(
@@ -109,6 +111,8 @@ def _take(key: str, cap: int | None, taken: list[str]) -> bool:
     count = _incr(key, SLOT_TTL)
     if count == 0:
         return True
+    with contextlib.suppress(Exception):  # the TTL runs from the last take, not from the first
+        cache().touch(key, SLOT_TTL)
     if count <= cap:
         taken.append(key)
         return True
@@ -119,4 +123,5 @@ def _take(key: str, cap: int | None, taken: list[str]) -> bool:
 def _give_all(keys: list[str]) -> None:
     for key in keys:
         with contextlib.suppress(Exception):  # expired (nothing to give back) or cache down (logged on take)
-            cache().decr(key)
+            if cache().decr(key) < 0:  # the counter expired and restarted while this slot was held
+                cache().set(key, 0, SLOT_TTL)

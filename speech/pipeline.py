@@ -84,8 +84,8 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
     except Cancelled:
         return
     finally:
-        cancel.cancel()  # done or closed early: nothing may go on running for this listener
-        if not finished:
+        if not finished:  # cut short: nothing may go on running for this listener
+            cancel.cancel()
             logger.info("listener gone after %d pieces; synthesis stopped", pieces)
             with contextlib.suppress(Exception):
                 encoder.close()

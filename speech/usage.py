@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from django.http import HttpRequest
+from django.utils.module_loading import import_string
 
 from speech import limits
 from speech.conf import get_config
@@ -46,7 +47,7 @@ class Track:
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
         try:
-            self.release = limits.acquire_stream(self.client)
+            self.release = limits.acquire_stream(self.client, synthesis=_synthesises_locally(self.engine))
         except SpeechError as error:
             self.finish(error.status)
             raise
@@ -116,3 +117,8 @@ def record(track: Track, status: int) -> None:
         )
     except Exception:  # a usage record must never break a stream
         logger.exception("could not write a usage record")
+
+
+def _synthesises_locally(alias: str) -> bool:
+    spec = get_config()["ENGINES"].get(alias, {})
+    return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False

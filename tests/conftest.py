@@ -53,6 +53,10 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         "DJANGO_DEBUG": "0",
         # Tests that measure synthesis need it to happen: the audio cache is on only where asked for.
         "SPEECH_CACHE_AUDIO": "0",
+        # Many requests from one address, many at once: limits are off unless a test sets them.
+        "SPEECH_RATE_LIMIT": "off",
+        "SPEECH_MAX_STREAMS_PER_CLIENT": "0",
+        "SPEECH_MAX_STREAMS": "0",
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "DJANGO_STATIC_ROOT": str(_STATIC_ROOT),
         "HOST": "127.0.0.1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +130,15 @@ SPEECH: dict[str, Any] = {
     "API_KEYS": env_list("SPEECH_API_KEYS"),
     "CORS_ORIGINS": env_list("SPEECH_CORS_ORIGINS"),
 }
-for name, parse in [
-    ("RATE_LIMIT", str),
+# "0" (or "off" for the rate) turns a limit off.
+limit_settings: list[tuple[str, Callable[[str], Any]]] = [
+    ("RATE_LIMIT", lambda value: None if value in ("0", "off") else value),
     ("MAX_STREAMS", int),
     ("MAX_STREAMS_PER_CLIENT", int),
     ("QUEUE_TIMEOUT", float),
     ("CACHE_MAX_BYTES", int),
-]:
+]
+for name, parse in limit_settings:
     if os.environ.get(f"SPEECH_{name}"):
         SPEECH[name] = parse(os.environ[f"SPEECH_{name}"])
 if os.environ.get("SPEECH_CACHE_AUDIO"):

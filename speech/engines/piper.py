@@ -107,6 +107,8 @@ class LocalVoice:
 
 
 class PiperEngine:
+    synthesises_locally = True  # counted against SPEECH["MAX_STREAMS"]
+
     def __init__(
         self,
         alias: str,

@@ -1,0 +1,32 @@
+"""Only a stream that ended complete is kept: a cut-short one must never be replayed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.test import RequestFactory
+
+from speech import cache
+from speech.engines.base import SpeechRequest, SpeechStream
+from speech.hangup import Cancellation
+
+
+def cached_after(cut_short: bool) -> bool:
+    speech = SpeechRequest(model="piper", voice="alloy", input=f"cut short: {cut_short}")
+    cancel = Cancellation()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"\xff\xf3" * 500
+        if cut_short:  # e.g. the worker shutting down: the engine ends its stream quietly
+            cancel.cancel()
+
+    request = RequestFactory().post("/v1/audio/speech")
+    stream = SpeechStream(chunks=chunks(), content_type="audio/mpeg", engine="piper")
+    assert b"".join(cache.tee(request, speech, stream, cancel).chunks) == b"\xff\xf3" * 500
+    return cache.replay(request, speech) is not None
+
+
+@pytest.mark.parametrize(("cut_short", "kept"), [(False, True), (True, False)])
+def test_only_complete_streams_are_cached(settings: object, cut_short: bool, kept: bool) -> None:
+    assert cached_after(cut_short) is kept
