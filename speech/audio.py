@@ -63,7 +63,8 @@ class _Resampler:
         return self._resampler.resample(None)
 
 
-def _frame_bytes(frames: list[av.AudioFrame]) -> bytes:
+def frame_bytes(frames: list[av.AudioFrame]) -> bytes:
+    """The s16 mono samples of ``frames``, without the padding of their planes."""
     return b"".join(bytes(frame.planes[0])[: frame.samples * 2] for frame in frames)
 
 
@@ -74,10 +75,10 @@ class PcmEncoder:
         self._resampler = _Resampler(rate)
 
     def write(self, pcm: bytes) -> bytes:
-        return _frame_bytes(self._resampler.frames(pcm))
+        return frame_bytes(self._resampler.frames(pcm))
 
     def close(self) -> bytes:
-        return _frame_bytes(self._resampler.flush())
+        return frame_bytes(self._resampler.flush())
 
 
 class WavEncoder(PcmEncoder):

@@ -11,6 +11,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from speech.conf import DEFAULTS, get_config
+from speech.limits import parse_rate
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
@@ -52,6 +53,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
             id="speech.E006",
         ))  # fmt: skip
+    if config["RATE_LIMIT"]:
+        try:
+            parse_rate(config["RATE_LIMIT"])
+        except ValueError as error:
+            messages.append(
+                Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
+            )
     return messages
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import av
 import requests
 
+from speech import audio
+
 RATE = 24_000
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 # Audio held before the sound card starts, and the most it buffers: absorbs network jitter.
@@ -190,16 +192,12 @@ def _decoded(chunks: Iterator[bytes], fmt: str) -> Iterator[bytes]:
     with av.open(_ChunkReader(chunks), format=_DEMUXERS[fmt], options=_OPEN_OPTIONS, mode="r") as container:
         for frame in container.decode(audio=0):
             decoded = True
-            yield from _frame_bytes(resampler.resample(frame))
+            if pcm := audio.frame_bytes(resampler.resample(frame)):
+                yield pcm
     if not decoded:  # e.g. FLAC's demuxer skips anything that is not FLAC without a word
         raise ClientError(f"The response holds no {fmt} audio.")
-    yield from _frame_bytes(resampler.resample(None))
-
-
-def _frame_bytes(frames: list[av.AudioFrame]) -> Iterator[bytes]:
-    for frame in frames:
-        if frame.samples:
-            yield bytes(frame.planes[0])[: frame.samples * 2]
+    if pcm := audio.frame_bytes(resampler.resample(None)):
+        yield pcm
 
 
 def seconds(pcm: bytes) -> float:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 
@@ -46,9 +49,6 @@ class Cancellation:
             with self._lock:
                 if callback in self._callbacks:
                     self._callbacks.remove(callback)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout)
 
 
 def peer_closed(sock: socket.socket) -> bool:
@@ -99,8 +99,11 @@ class HangupWatcher:
             with self._lock:
                 watched = list(self._watched.values())
             for sock, cancel in watched:
-                if not cancel.cancelled and peer_closed(sock):
-                    cancel.cancel()
+                try:
+                    if not cancel.cancelled and peer_closed(sock):
+                        cancel.cancel()
+                except Exception:  # one bad socket (or callback) must not end hang-up detection for all
+                    logger.exception("hang-up check failed")
             time.sleep(POLL_SECONDS)
 
 

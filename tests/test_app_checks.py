@@ -102,3 +102,10 @@ def test_deploy_checks() -> None:
     assert "origins" in (messages["speech.W003"].hint or "")
     with override_settings(SPEECH={"API_KEYS": ["k"], "CORS_ORIGINS": ["https://app.example"]}):
         assert check_deploy() == []
+
+
+def test_a_malformed_rate_limit_is_an_error_with_a_hint(settings: Any) -> None:
+    settings.SPEECH = {"RATE_LIMIT": "lots"}
+    (error,) = [message for message in check_settings() if message.id == "speech.E007"]
+    assert "lots" in error.msg
+    assert "120/minute" in (error.hint or "")

@@ -19,7 +19,11 @@ export async function playMse(session) {
   session.playback = elementPlayback(audio);
   watchElement(audio, session);
   audio.src = url;
-  await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  // stop() before the source opens removes the src, and "sourceopen" never comes: end on abort too.
+  await new Promise((resolve, reject) => {
+    source.addEventListener("sourceopen", resolve, { once: true });
+    session.signal.addEventListener("abort", () => reject(session.signal.reason), { once: true });
+  });
   const buffer = source.addSourceBuffer(TYPE);
   buffer.mode = "sequence";
 
