@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
 import struct
 from typing import Any
 
 import av
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Page
 
 from tests.conftest import FIXTURES, Server
@@ -70,3 +73,21 @@ def test_packets_that_span_pages(page: Page, site: Server) -> None:
     result = demux(page, site, stream, [5, 64])
     assert result["sizes"] == [600, 255]
     assert result["lastGranule"] == 960
+
+
+@given(sizes=st.lists(st.integers(min_value=1, max_value=9000), min_size=1, max_size=12))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_split_of_a_real_stream_gives_the_same_packets(page: Page, site: Server, sizes: list[int]) -> None:
+    data = (FIXTURES / "sample.opus").read_bytes()
+    if page.url == "about:blank":
+        page.goto(f"{site.url}/")
+    module = f"{site.url}/static/speech/ogg.js"
+    result: dict[str, Any] = page.evaluate(DEMUX, [module, base64.b64encode(data).decode(), sizes])
+    assert result["sizes"] == opus_packet_sizes()
+    assert result["head"]["preSkip"] == 312
+
+
+@functools.cache
+def opus_packet_sizes() -> list[int]:
+    with av.open(str(FIXTURES / "sample.opus")) as container:
+        return [packet.size for packet in container.demux(audio=0) if packet.size]
