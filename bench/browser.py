@@ -15,6 +15,7 @@ import requests
 from playwright.sync_api import Page, sync_playwright
 
 from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.player import poll
 
 TEXT = "Hello! This is how quickly the voice starts after you press the button."
 FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}
@@ -81,7 +82,7 @@ def main() -> None:
                 context = browser.new_context()
                 page = context.new_page()
                 page.goto(f"{args.url}/?path={path}")
-                page.wait_for_function("document.querySelector('.sp-voice').options.length > 1")
+                poll(page, "() => document.querySelector('.sp-voice').options.length > 1")
                 page.click(".sp-text")  # the person puts the cursor in the box and types
                 page.fill(".sp-text", TEXT)
                 for clicks in (first, again):

@@ -131,10 +131,12 @@ class ChromiumPage:
 
 
 class Chromium:
-    def __init__(self) -> None:
+    def __init__(self, playwright: Any = None) -> None:
+        """Launch with ``playwright`` when one is running already (one sync Playwright per thread)."""
         from playwright.sync_api import sync_playwright
 
-        self.playwright = sync_playwright().start()
+        self.own = playwright is None
+        self.playwright = sync_playwright().start() if playwright is None else playwright
         self.browser = self.playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
@@ -145,7 +147,8 @@ class Chromium:
 
     def close(self) -> None:
         self.browser.close()
-        self.playwright.stop()
+        if self.own:
+            self.playwright.stop()
 
 
 # --- Firefox (WebDriver BiDi) ----------------------------------------------------------------------
@@ -466,6 +469,9 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def launch(engine: str) -> Browser:
-    browsers: dict[str, type[Browser]] = {"chromium": Chromium, "firefox": Firefox, "webkit": WebKit}
+def launch(engine: str, playwright: Any = None) -> Browser:
+    """Start ``engine``; Chromium reuses ``playwright`` when given (the tests' session one)."""
+    if engine == "chromium":
+        return Chromium(playwright)
+    browsers: dict[str, type[Browser]] = {"firefox": Firefox, "webkit": WebKit}
     return browsers[engine]()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from playwright.sync_api import Page
@@ -11,8 +12,8 @@ EVENTS = ("firstbyte", "lastbyte", "playing", "progress", "ended", "error")
 
 def open_player(page: Page, url: str, path: str | None = None) -> None:
     page.goto(f"{url}/?path={path}" if path else f"{url}/")
-    page.wait_for_function("document.querySelector('[data-speech-player]')?.speechPlayer")
-    page.wait_for_function("document.querySelector('.sp-voice').options.length > 1")
+    poll(page, "() => !!document.querySelector('[data-speech-player]')?.speechPlayer")
+    poll(page, "() => document.querySelector('.sp-voice').options.length > 1")
     page.evaluate(
         """(events) => {
             const player = document.querySelector('[data-speech-player]').speechPlayer;
@@ -27,7 +28,17 @@ def open_player(page: Page, url: str, path: str | None = None) -> None:
 
 def wait_for(page: Page, *names: str, timeout: float = 90) -> None:
     script = "(names) => window.speechLog.some((event) => names.includes(event.name))"
-    page.wait_for_function(script, arg=list(names), timeout=timeout * 1000)
+    poll(page, script, list(names), timeout)
+
+
+def poll(page: Page, script: str, arg: Any = None, timeout: float = 30) -> None:
+    """Wait until ``script`` returns true. Not ``wait_for_function``: the page's CSP forbids the
+    string evaluation it uses, while ``evaluate`` goes through the DevTools protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {script}")
+        time.sleep(0.05)
 
 
 def log(page: Page) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Playwright
 
 from tests.audio_check import duration
 from tests.conftest import Server
@@ -18,9 +19,9 @@ from tests.e2e.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
 
 
 @pytest.fixture(scope="session", params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[Browser]:
+def engine(request: pytest.FixtureRequest, playwright: Playwright) -> Iterator[Browser]:
     """One browser per engine for the whole run (pytest groups tests by engine)."""
-    started = launch(request.param)
+    started = launch(request.param, playwright)
     yield started
     started.close()
 
