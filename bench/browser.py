@@ -36,7 +36,7 @@ CLICK = """async () => {
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
+    ordered = sorted(value for value in values if value == value) or [float("nan")]
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
@@ -56,7 +56,8 @@ def click(page: Page) -> tuple[float, float]:
         raise RuntimeError(f"the player reported an error: {result}")
     page.evaluate("document.querySelector('[data-speech-player]').speechPlayer.stop()")
     sound, byte = result
-    return float(sound), float(sound - byte)
+    # A "playing" with no "firstbyte" before it has been seen (rarely, MSE path, second click): NaN.
+    return float(sound), float("nan") if byte is None else float(sound - byte)
 
 
 def main() -> None:
