@@ -359,3 +359,27 @@ def test_the_key_appears_in_no_response_and_no_log(proxy: Server, upstream: Fake
     assert all(KEY not in text for text in texts)
     assert KEY not in proxy.log_text()
     assert len(upstream.exchanges) == 2 * len(scenarios) + 1
+
+
+def test_hang_up_while_upstream_thinks_frees_the_stream_at_once(upstream: FakeUpstream, make_server: object) -> None:
+    """One stream per client: the next request must not wait for upstream's late first byte."""
+    server: Server = make_server(  # type: ignore[operator]
+        OPENAI_API_KEY=KEY, OPENAI_BASE_URL=upstream.url, SPEECH_MAX_STREAMS_PER_CLIENT="1"
+    )
+    upstream.behaviour = Behaviour(ttfb=4.0)
+    body = json.dumps({"model": "tts-1", "voice": "alloy", "input": TEXT}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/audio/speech HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
+        )
+        time.sleep(0.5)  # upstream is still thinking
+    time.sleep(0.5)  # the hang-up is noticed within a poll or two
+
+    upstream.behaviour = Behaviour()
+    started = time.monotonic()
+    response = post(server)
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < 2.5  # not held until the first request's upstream answered
+    response.close()

@@ -80,7 +80,13 @@ class OpenAIEngine:
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         parts = self._parts(request)
         stream_format = request.stream_format if len(parts) == 1 else "audio"
-        response, chunks = self._open(request, parts[0], stream_format)
+        # Opened on the pool so that a listener who hangs up while upstream thinks frees us at once.
+        first = self._prefetch.submit(self._open, request, parts[0], stream_format)
+        try:
+            response, chunks = _result(first, cancel)
+        except _Cancelled:
+            _discard(first)
+            raise SpeechError("The client closed the connection.", status=499, code="client_closed_request") from None
         content_type = response.headers.get("Content-Type") or CONTENT_TYPES[request.response_format]
         return SpeechStream(
             chunks=self._stream(request, parts, (response, chunks), cancel),
