@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -147,8 +147,9 @@ def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(exc)
 
 
-def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:
-    first = exc.errors[0] if exc.errors else {}
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
+    """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
+    first = errors[0] if errors else {}
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request.")
@@ -156,7 +157,11 @@ def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:
         message = f"Missing required parameter: '{param}'."
     elif param:
         message = f"Invalid value for '{param}': {message}."
-    return error_response(InvalidRequest(message, param=param, code=first.get("type")))
+    return InvalidRequest(message, param=param, code=first.get("type"))
+
+
+def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:
+    return error_response(invalid_request(exc.errors))
 
 
 def _http_error(request: HttpRequest, exc: Any) -> HttpResponse:

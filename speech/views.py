@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
 from speech import limits, schemas
-from speech.api import create_speech, error_response
-from speech.errors import AuthenticationFailed, InvalidRequest, NotFound, SpeechError
+from speech.api import create_speech, error_response, invalid_request
+from speech.errors import AuthenticationFailed, NotFound, SpeechError
 
 TOKEN_SALT = "speech.stream"
 
@@ -48,9 +48,7 @@ def speech_stream(request: HttpRequest) -> HttpResponseBase:
         try:
             body = schemas.SpeechBody(**params)  # type: ignore[arg-type]
         except ValidationError as error:
-            first = error.errors()[0]
-            param = ".".join(str(part) for part in first["loc"]) or None
-            raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+            raise invalid_request(error.errors()) from None
         return create_speech(request, body)
     except SpeechError as error:
         return error_response(error)

@@ -214,15 +214,21 @@ def wait_for_log(server: Server, text: str) -> None:
         time.sleep(0.05)
 
 
-def hang_up_after_first_bytes(server: Server) -> float:
-    """Start a stream, read its first audio bytes, then close the socket like a closed browser tab."""
+def send_speech_request(server: Server) -> socket.socket:
+    """POST a speech request on a raw socket, which the caller closes like a browser tab closing."""
     body = json.dumps({"model": "tts-1", "voice": "alloy", "input": TEXT}).encode()
     host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /v1/audio/speech HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
-        )
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(
+        b"POST /v1/audio/speech HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
+    )
+    return sock
+
+
+def hang_up_after_first_bytes(server: Server) -> float:
+    """Start a stream, read its first audio bytes, then close the socket like a closed browser tab."""
+    with send_speech_request(server) as sock:
         received = b""
         while b"\r\n\r\n" not in received or received.endswith(b"\r\n\r\n"):
             received += sock.recv(65536)
@@ -367,13 +373,7 @@ def test_hang_up_while_upstream_thinks_frees_the_stream_at_once(upstream: FakeUp
         OPENAI_API_KEY=KEY, OPENAI_BASE_URL=upstream.url, SPEECH_MAX_STREAMS_PER_CLIENT="1"
     )
     upstream.behaviour = Behaviour(ttfb=4.0)
-    body = json.dumps({"model": "tts-1", "voice": "alloy", "input": TEXT}).encode()
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /v1/audio/speech HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
-        )
+    with send_speech_request(server):
         time.sleep(0.5)  # upstream is still thinking
     time.sleep(0.5)  # the hang-up is noticed within a poll or two
 
