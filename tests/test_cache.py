@@ -1,4 +1,5 @@
-"""The audio cache against the real server: a replay is byte-identical, streams, and serves ranges."""
+"""The audio cache: only complete streams are kept; against the real server a replay is byte-identical,
+streams, and serves ranges."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
+from django.test import RequestFactory
 
+from speech import cache
+from speech.engines.base import SpeechRequest, SpeechStream
+from speech.hangup import Cancellation
 from tests.support.server import Server, start_server, stop_server
 
 
@@ -99,3 +104,23 @@ def test_cache_can_be_turned_off(make_server: Callable[..., Server]) -> None:
         response = speak(server, "Never stored.")
         assert response.status_code == 200
         assert "X-Speech-Cache" not in response.headers
+
+
+def cached_after(cut_short: bool) -> bool:
+    speech = SpeechRequest(model="piper", voice="alloy", input=f"cut short: {cut_short}")
+    cancel = Cancellation()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"\xff\xf3" * 500
+        if cut_short:  # e.g. the worker shutting down: the engine ends its stream quietly
+            cancel.cancel()
+
+    request = RequestFactory().post("/v1/audio/speech")
+    stream = SpeechStream(chunks=chunks(), content_type="audio/mpeg", engine="piper")
+    assert b"".join(cache.tee(request, speech, stream, cancel).chunks) == b"\xff\xf3" * 500
+    return cache.replay(request, speech) is not None
+
+
+@pytest.mark.parametrize(("cut_short", "kept"), [(False, True), (True, False)])
+def test_only_complete_streams_are_cached(settings: object, cut_short: bool, kept: bool) -> None:
+    assert cached_after(cut_short) is kept

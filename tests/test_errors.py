@@ -108,6 +108,7 @@ def test_input_limit_is_configurable(make_server: Any) -> None:
 
 
 def test_openapi_docs_and_schema(server: Server) -> None:
+    """Regression: the API is mounted inside the app's namespace, and ninja must reverse through it."""
     assert requests.get(f"{server.url}/v1/docs", timeout=30).status_code == 200
     schema = requests.get(f"{server.url}/v1/openapi.json", timeout=30).json()
     assert "/v1/audio/speech" in schema["paths"]
