@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
+from speech import install_command
 from speech.conf import DEFAULTS, get_config
 from speech.limits import parse_rate
 
@@ -75,7 +76,7 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
     try:
         import_string(backend)
     except ImportError as error:
-        install = "pip install 'speech[piper]'" if backend == PIPER else "install the package that provides it"
+        install = install_command("piper") if backend == PIPER else "install the package that provides it"
         return [Error(
             f"SPEECH['ENGINES']['{alias}'] cannot be loaded: {error}",
             hint=f"Check the BACKEND path '{backend}', or {install}.",

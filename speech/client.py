@@ -18,7 +18,7 @@ from typing import Any
 import av
 import requests
 
-from speech import audio
+from speech import audio, install_command
 
 RATE = 24_000
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -210,7 +210,7 @@ def open_output() -> Any:
     try:
         import sounddevice
     except ImportError:
-        raise NoAudioDevice(f"Playing needs sounddevice: pip install 'speech[client]'. {hint}") from None
+        raise NoAudioDevice(f"Playing needs sounddevice: {install_command('client')}. {hint}") from None
     except OSError as error:  # sounddevice imports but finds no PortAudio library
         raise NoAudioDevice(f"No audio output: {error}. {hint}") from None
     try:

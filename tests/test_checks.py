@@ -42,8 +42,8 @@ def test_missing_piper_extra_names_the_install_command(monkeypatch: pytest.Monke
         monkeypatch.setitem(sys.modules, name, None)  # what `import piper` sees when it is not installed
     monkeypatch.delitem(sys.modules, "speech.engines.piper", raising=False)
     message = by_id(check_settings())["speech.E002"]
-    assert "pip install 'speech[piper]'" in message.msg
-    assert "pip install 'speech[piper]'" in (message.hint or "")
+    assert "pip install 'django-speech-stream[piper]'" in message.msg
+    assert "pip install 'django-speech-stream[piper]'" in (message.hint or "")
 
 
 @override_settings(SPEECH={"MODELS": {"piper": "piper", "tts-1": "cloud"}})

@@ -50,11 +50,18 @@ def test_wheel_holds_the_app_and_nothing_else(wheel: Path) -> None:
     }
     assert source - names == set()  # every module, static file, template and migration
     assert "speech/migrations/0001_initial.py" in names
-    assert {name.split("/")[0] for name in names} == {"speech", "speech-0.1.0.dist-info"}  # no tests, no site
+    dist_info = "django_speech_stream-0.1.0.dist-info"
+    assert {name.split("/")[0] for name in names} == {"speech", dist_info}  # no tests, no site
+    assert "speech/py.typed" in names
+    assert f"{dist_info}/licenses/LICENSE" in names
     metadata = next(name for name in names if name.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "Provides-Extra: piper" in text
     assert 'Requires-Dist: piper-tts>=1.8; extra == "piper"' in text
+    assert "Name: django-speech-stream" in text
+    assert "License-Expression: MIT" in text
+    assert "Classifier: Framework :: Django :: 5.2" in text
+    assert "Classifier: Typing :: Typed" in text
 
 
 def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
@@ -73,4 +80,4 @@ def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     result = subprocess.run([python, "no_piper.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "speech.E002" in result.stderr
-    assert "pip install 'speech[piper]'" in result.stderr
+    assert "pip install 'django-speech-stream[piper]'" in result.stderr

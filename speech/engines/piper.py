@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speech import audio, pipeline
+from speech import audio, install_command, pipeline
 from speech.conf import OPENAI_VOICES
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest
@@ -23,7 +23,7 @@ try:
     from piper.config import PiperConfig, SynthesisConfig
     from piper.voice import PiperVoice
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("The piper engine needs the 'piper' extra: pip install 'speech[piper]'") from error
+    raise ImportError(f"The piper engine needs the 'piper' extra: {install_command('piper')}") from error
 
 logger = logging.getLogger(__name__)
 

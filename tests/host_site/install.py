@@ -14,6 +14,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from speech import DISTRIBUTION
+
 ROOT = Path(__file__).resolve().parents[2]
 PIP: list[str | Path] = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
@@ -21,19 +23,20 @@ PIP: list[str | Path] = [sys.executable, "-m", "pip", "--disable-pip-version-che
 def build_wheel(workdir: Path) -> Path:
     src, dist = workdir / "src", workdir / "dist"
     shutil.copytree(ROOT / "speech", src / "speech", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", src)
-    shutil.copy(ROOT / "README.md", src)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src)
     subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", dist, src], check=True, timeout=300)
-    [wheel] = dist.glob("speech-*.whl")
+    [wheel] = dist.glob("django_speech_stream-*.whl")
     return wheel
 
 
 def venv_with(wheel: Path, venv: Path) -> tuple[Path, Path]:
-    """A fresh venv with the wheel installed: (its python, its site-packages)."""
+    """A fresh venv where `pip install django-speech-stream` found the wheel: (its python, its site-packages)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     python = venv / "bin" / "python"
     purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
     site = Path(subprocess.check_output([python, "-c", purelib], text=True).strip())
     (site / "shared-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([*PIP, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True, timeout=300)
+    install = [*PIP, "--python", python, "install", "--no-deps", "--no-index", "--find-links", wheel.parent]
+    subprocess.run([*install, DISTRIBUTION], check=True, timeout=300)
     return python, site
