@@ -25,13 +25,11 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
 
-# A local secret key, made once, handed to the server through the environment.
+# A local secret key, made once, private to you; the settings read it when DJANGO_SECRET_KEY is unset.
 .secret-key:
-	$(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
-	chmod 600 $@
+	umask 077 && $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 run: install .secret-key
-	export DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .secret-key)}" && \
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput -v 0 && \
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py

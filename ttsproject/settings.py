@@ -18,11 +18,29 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+PRODUCTION_FLAGS = ("DJANGO_SECURE_COOKIES", "DJANGO_SSL_REDIRECT", "DJANGO_HSTS_SECONDS")
+
+
+def local_secret_key(path: Path) -> str:
+    """The key `make run` wrote to .secret-key, so `manage.py` works after it with no exports.
+
+    Only on a machine that is not serving HTTPS (a production site sets DJANGO_SECRET_KEY), and only
+    from a file that the running user owns and nobody else can read or write, as `make run` makes it.
+    """
+    production = any(os.environ.get(name, "") not in ("", "0") for name in PRODUCTION_FLAGS)
+    if production or not path.is_file():
+        return ""
+    status = path.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise ImproperlyConfigured(f"{path} must belong to you and be private (chmod 600), or set DJANGO_SECRET_KEY.")
+    return path.read_text().strip()
+
+
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or local_secret_key(BASE_DIR / ".secret-key")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 for development).")
+        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY (`make run` writes one to .secret-key), or DJANGO_DEBUG=1.")
     SECRET_KEY = "django-insecure-development-only"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 
