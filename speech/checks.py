@@ -54,6 +54,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
             id="speech.E006",
         ))  # fmt: skip
+    if "ninja" not in settings.INSTALLED_APPS:
+        messages.append(Warning(
+            "/v1/docs loads Swagger UI from a CDN: offline, or under a Content-Security-Policy, it is a blank page.",
+            hint="Add 'ninja' to INSTALLED_APPS: django-ninja then serves Swagger UI from its own static files.",
+            id="speech.W004",
+        ))  # fmt: skip
     if config["RATE_LIMIT"]:
         try:
             parse_rate(config["RATE_LIMIT"])

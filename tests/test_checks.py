@@ -88,6 +88,12 @@ def test_gzip_middleware(settings: Any) -> None:
     assert "Remove GZipMiddleware" in (message.hint or "")
 
 
+def test_docs_without_ninja_installed(settings: Any) -> None:
+    settings.INSTALLED_APPS = [name for name in settings.INSTALLED_APPS if name != "ninja"]
+    message = by_id(check_settings())["speech.W004"]
+    assert "Add 'ninja' to INSTALLED_APPS" in (message.hint or "")
+
+
 def test_cors_origins_without_the_middleware(settings: Any) -> None:
     settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "speech.security.CorsMiddleware"]
     settings.SPEECH = {"CORS_ORIGINS": ["https://app.example"]}

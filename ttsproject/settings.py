@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "ninja",  # serves /v1/docs (Swagger UI) from its own static files, not from a CDN
     "speech",
 ]
 

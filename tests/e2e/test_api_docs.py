@@ -1,0 +1,25 @@
+"""/v1/docs in Chromium: Swagger UI from the site's own static files, under its CSP, offline."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+from tests.support.player import poll
+from tests.support.server import Server
+
+
+def test_docs_render_the_speech_endpoint_with_no_console_errors(page: Page, site: Server) -> None:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    elsewhere: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(site.url) else elsewhere.append(request.url))
+
+    response = page.goto(f"{site.url}/v1/docs")
+
+    assert response is not None
+    assert "script-src" in response.headers["content-security-policy"]
+    poll(page, "() => document.querySelectorAll('.opblock').length > 0")  # Swagger UI has drawn the operations
+    assert page.locator(".opblock-post .opblock-summary-path", has_text="/v1/audio/speech").count() == 1
+    page.wait_for_load_state("networkidle")
+    assert errors == []
+    assert elsewhere == []  # nothing from a CDN: the page works offline
