@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field
 
 Format = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+SPEEDS = (0.25, 4.0)  # OpenAI's range; the widget's slider covers it too
 
 
 class SpeechBody(Schema):
@@ -17,7 +18,7 @@ class SpeechBody(Schema):
     input: str = Field(..., description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters.")
     voice: str = Field(..., max_length=200, description="A local voice, or one of OpenAI's voice names.")
     response_format: Format = "mp3"
-    speed: float = Field(1.0, ge=0.25, le=4.0)
+    speed: float = Field(1.0, ge=SPEEDS[0], le=SPEEDS[1])
     instructions: str | None = Field(None, max_length=4096, description="Passed upstream; ignored by piper.")
     stream_format: Literal["audio", "sse"] = "audio"
 

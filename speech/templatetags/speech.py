@@ -12,6 +12,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from speech.schemas import SPEEDS
 from speech.views import stream_token
 
 register = template.Library()
@@ -33,6 +34,7 @@ def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
             "csrfToken": get_token(request),  # the page's own requests pass without an API key
             "path": request.GET.get("path", path) or None,
         },
+        "speeds": SPEEDS,
         "modules": modules.values(),
         "import_map": import_map(modules),
         "csp_nonce": getattr(request, "csp_nonce", ""),  # set by speech.security.ContentSecurityPolicyMiddleware

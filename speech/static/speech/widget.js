@@ -2,6 +2,9 @@
 
 import { SpeechPlayer, supportedPaths } from "./player.js";
 
+// A slow speaking rate: the expected length is rather too long than too short (see the progress bars).
+const CHARACTERS_PER_SECOND = 12;
+
 for (const root of document.querySelectorAll("[data-speech-player]")) mount(root);
 
 function mount(root) {
@@ -66,11 +69,19 @@ function mount(root) {
     show(".sp-path-used", used);
     say("Playing…");
   });
-  player.on("progress", ({ played, buffered }) => {
-    const total = Math.max(buffered, played, 0.001);
-    $(".sp-buffered").style.width = `${Math.min(100, (buffered / total) * 100)}%`;
-    $(".sp-played").style.width = `${Math.min(100, (played / total) * 100)}%`;
+  // The bars measure against the expected length (from the text) until the last byte gives the real one,
+  // so a growing buffer does not pull the played bar back; the scale only ever shrinks to the truth.
+  let bars = { expected: 0, complete: false, played: 0 };
+  const drawBars = ({ played, buffered }) => {
+    const scale = Math.max(bars.complete ? buffered : Math.max(buffered, bars.expected), played, 0.001);
+    bars.played = Math.max(bars.played, Math.min(1, played / scale)); // never backwards within one play
+    $(".sp-buffered").style.width = `${Math.min(100, (buffered / scale) * 100)}%`;
+    $(".sp-played").style.width = `${bars.played * 100}%`;
     show(".sp-time", `${played.toFixed(1)} s / ${buffered.toFixed(1)} s`);
+  };
+  player.on("progress", drawBars);
+  player.on("lastbyte", () => {
+    bars.complete = true;
   });
   player.on("ended", ({ duration }) => {
     busy(false);
@@ -91,6 +102,8 @@ function mount(root) {
     }
     for (const selector of [".sp-ttfb", ".sp-ttfs", ".sp-time", ".sp-path-used"]) show(selector, "—");
     setDownload(null);
+    bars = { expected: text.value.length / CHARACTERS_PER_SECOND / Number(speed.value), complete: false, played: 0 };
+    for (const selector of [".sp-buffered", ".sp-played"]) $(selector).style.width = "0%";
     busy(true);
     say("Starting…");
     player.speak({ input: text.value, voice: voice.value, speed: Number(speed.value), path: path.value || null });
