@@ -1,0 +1,236 @@
+"""Every copy-paste block of the README, run as a reader would paste it.
+
+Blocks are fenced ```sh, ```python, ```django and ```js. A block that cannot run on a test machine
+says why in an HTML comment on the line above it, which GitHub does not show:
+``<!-- not run: plays on the default audio device, and the test machine has none -->``.
+Everything else runs, as written, with two substitutions a reader makes without noticing:
+``127.0.0.1:8000`` is the address of the server under test, and ``mpv`` (a player this machine may
+lack) is a stand-in that keeps what it receives, so the test can check that it was audio.
+
+- The repository's blocks run in a copy of the tracked files served by ``make run`` (no exports):
+  ``sh`` with bash, ``python`` with the venv's python; every audio file a block writes must decode.
+- The "inside your own Django site" blocks run in a new ``startproject`` site: ``pip install`` of
+  the wheel built here (nothing downloaded), ``# settings.py`` / ``# urls.py`` blocks appended to
+  those files, the ``django`` block in a page of that site, served by ``runserver``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from speech import DISTRIBUTION
+from tests.host_site.install import build_wheel
+from tests.support.audio_check import duration
+from tests.support.clone import copy_tracked_files
+from tests.support.server import ROOT, Server, free_port, stop_server
+
+FENCE = re.compile(
+    r"^(?:<!-- not run: (?P<reason>.+?) -->\n)?```(?P<lang>sh|python|django|js)\n(?P<code>.*?)^```$", re.M | re.S
+)
+AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus": "opus", ".aac": "aac"}
+MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    line: int
+    not_run: str | None
+
+    @property
+    def host_file(self) -> str | None:
+        """``settings.py`` or ``urls.py`` for the blocks that go into the reader's own site."""
+        first = self.code.splitlines()[0]
+        return first[2:] if self.lang == "python" and first in ("# settings.py", "# urls.py") else None
+
+    @property
+    def for_host_site(self) -> bool:
+        return self.host_file is not None or self.lang == "django" or DISTRIBUTION in self.code
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line} ({self.lang})"
+
+
+def readme_blocks() -> list[Block]:
+    text = (ROOT / "README.md").read_text()
+    return [
+        Block(match["lang"], match["code"], text.count("\n", 0, match.start("code")), match["reason"])
+        for match in FENCE.finditer(text)
+    ]
+
+
+BLOCKS = readme_blocks()
+REPO_BLOCKS = [block for block in BLOCKS if not block.not_run and not block.for_host_site]
+HOST_BLOCKS = [block for block in BLOCKS if not block.not_run and block.for_host_site]
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """A reader's shell: none of the variables the tests set for their own servers."""
+    prefixes = ("DJANGO_", "SPEECH_", "OPENAI_", "PYTEST_")
+    return {**{name: value for name, value in os.environ.items() if not name.startswith(prefixes)}, **extra}
+
+
+def wait_until_up(server: Server, path: str) -> Server:
+    deadline = time.monotonic() + 180
+    while True:
+        assert server.process.poll() is None, server.log_text()
+        assert time.monotonic() < deadline, server.log_text()
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(server.url + path, timeout=2).status_code < 500:
+                return server
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_tracked_files(tmp_path_factory.mktemp("clone") / "repo")
+    bin_dir = repo.parent / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mpv").write_text(MPV)
+    (bin_dir / "mpv").chmod(0o755)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def make_run(repo: Path) -> Iterator[Server]:
+    """`make run` in the copy, as a reader starts it: no variables exported."""
+    port = free_port()
+    log = repo.parent / "make-run.log"
+    process = subprocess.Popen(
+        ["make", "run", f"PORT={port}"],
+        cwd=repo,
+        env=plain_env(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        yield wait_until_up(server, "/v1/models")
+    finally:
+        stop_server(server)
+
+
+def test_every_block_is_run_or_says_why_not() -> None:
+    assert len(REPO_BLOCKS) >= 4, [str(block) for block in REPO_BLOCKS]
+    assert len(HOST_BLOCKS) >= 4, [str(block) for block in HOST_BLOCKS]
+    assert all(block.lang in ("sh", "python") for block in REPO_BLOCKS)
+
+
+@pytest.mark.parametrize("block", REPO_BLOCKS, ids=str)
+def test_block_runs_as_pasted(block: Block, repo: Path, make_run: Server) -> None:
+    code = block.code.replace("127.0.0.1:8000", make_run.url.removeprefix("http://"))
+    workdir = repo  # the manage.py commands run where the README says: in the repository
+    before = {path.name for path in workdir.iterdir()}
+    env = plain_env(PATH=f"{repo.parent / 'bin'}:{os.environ['PATH']}")
+    if block.lang == "sh":
+        command = ["bash", "-euo", "pipefail", "-c", code]
+    else:
+        command = [str(repo / ".venv" / "bin" / "python"), "-c", code]
+
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+
+    assert result.returncode == 0, f"{block} failed:\n{code}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    for path in sorted(workdir.iterdir()):
+        if path.name not in before and path.suffix in AUDIO:
+            assert duration(path.read_bytes(), AUDIO[path.suffix]) > 0.3, f"{block} wrote {path.name}, not audio"
+            path.unlink()
+
+
+@pytest.fixture(scope="module")
+def host_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv for the reader's site: its `pip` installs from the wheel built here and finds the other
+    dependencies already installed (the test venv's site-packages is on its path), so nothing is fetched."""
+    work = tmp_path_factory.mktemp("host")
+    wheel = build_wheel(work)
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    purelib = subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+    shared = subprocess.check_output([sys.executable, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+    Path(purelib.decode().strip(), "shared-deps.pth").write_bytes(shared)
+    pip = f'#!/bin/sh\nexec "{sys.executable}" -m pip --disable-pip-version-check --python "{python}" "$@"\n'
+    (venv / "bin" / "pip").write_text(pip)
+    (venv / "bin" / "pip").chmod(0o755)
+    (venv / "wheels").mkdir()
+    wheel.rename(venv / "wheels" / wheel.name)
+    return venv
+
+
+PAGE_VIEW = """
+from django.views.generic import TemplateView
+
+urlpatterns += [path("page/", TemplateView.as_view(template_name="page.html"))]
+"""
+
+
+def test_the_app_installs_into_a_new_site_as_the_readme_says(host_venv: Path) -> None:
+    site = host_venv.parent / "site"
+    site.mkdir()
+    env = plain_env(
+        PATH=f"{host_venv / 'bin'}:{os.environ['PATH']}",
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(host_venv / "wheels"),
+        OPENAI_API_KEY="sk-readme-test",  # for the Configuration example
+    )
+    python = str(host_venv / "bin" / "python")
+
+    def run(*command: str) -> str:
+        result = subprocess.run(command, cwd=site, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        return result.stdout
+
+    run(python, "-m", "django", "startproject", "mysite", ".")
+    for block in HOST_BLOCKS:
+        if block.lang == "sh":
+            run("bash", "-euo", "pipefail", "-c", block.code)
+        elif block.host_file:
+            with (site / "mysite" / block.host_file).open("a") as file:
+                file.write("\n" + block.code)
+        else:
+            (site / "templates").mkdir(exist_ok=True)
+            (site / "templates" / "page.html").write_text(f"<!doctype html><title>Page</title>\n{block.code}")
+    with (site / "mysite" / "settings.py").open("a") as file:
+        file.write('\nTEMPLATES[0]["DIRS"] = [BASE_DIR / "templates"]\n')
+    with (site / "mysite" / "urls.py").open("a") as file:
+        file.write(textwrap.dedent(PAGE_VIEW))
+
+    assert run(python, "-c", "import speech; print(speech.__file__)").startswith(str(host_venv))
+    run(python, "manage.py", "check", "--fail-level", "WARNING")
+    run(python, "manage.py", "migrate", "--noinput")
+    port = free_port()
+    log = site / "runserver.log"
+    process = subprocess.Popen(
+        [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=site,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_until_up(server, "/tts/v1/models")
+        page = requests.get(f"{server.url}/page/", timeout=60)
+        assert page.status_code == 200
+        assert "data-speech-player" in page.text
+        assert "/tts/v1/audio/speech" in page.text  # the widget calls the app where urls.py mounted it
+        assert requests.get(f"{server.url}/tts/v1/models", timeout=60).status_code in (200, 401)
+        docs = requests.get(f"{server.url}/tts/v1/docs", timeout=60)
+        assert docs.status_code == 200
+        assert "/static/ninja/swagger-ui-bundle.js" in docs.text  # from the site, not from a CDN
+    finally:
+        stop_server(server)
