@@ -6,7 +6,6 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
 
-
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """Browsers ask for /favicon.ico on every page that names no icon (the API docs, the admin)."""
     return HttpResponseRedirect(static("favicon.svg"))
