@@ -1,9 +1,7 @@
 """Every copy-paste block of the README, run as a reader would paste it.
 
-Blocks are fenced ```sh, ```python, ```django and ```js. A block that cannot run on a test machine
-says why in an HTML comment on the line above it, which GitHub does not show:
-``<!-- not run: plays on the default audio device, and the test machine has none -->``.
-Everything else runs, as written, with two substitutions a reader makes without noticing:
+How blocks are found and marked: tests/support/readme.py. Everything not marked runs, as written,
+with two substitutions a reader makes without noticing:
 ``127.0.0.1:8000`` is the address of the server under test, and ``mpv`` (a player this machine may
 lack) is a stand-in that keeps what it receives, so the test can check that it was audio.
 
@@ -12,68 +10,33 @@ lack) is a stand-in that keeps what it receives, so the test can check that it w
 - The "inside your own Django site" blocks run in a new ``startproject`` site: ``pip install`` of
   the wheel built here (nothing downloaded), ``# settings.py`` / ``# urls.py`` blocks appended to
   those files, the ``django`` block in a page of that site, served by ``runserver``.
+- The ``js`` block runs in Chromium on the site's page: tests/e2e/test_readme_js.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from speech import DISTRIBUTION
 from tests.host_site.install import build_wheel
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
-from tests.support.server import ROOT, Server, free_port, stop_server
+from tests.support.readme import Block, readme_blocks
+from tests.support.server import Server, free_port, stop_server
 
-FENCE = re.compile(
-    r"^(?:<!-- not run: (?P<reason>.+?) -->\n)?```(?P<lang>sh|python|django|js)\n(?P<code>.*?)^```$", re.M | re.S
-)
 AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus": "opus", ".aac": "aac"}
 MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"
-
-
-@dataclass(frozen=True)
-class Block:
-    lang: str
-    code: str
-    line: int
-    not_run: str | None
-
-    @property
-    def host_file(self) -> str | None:
-        """``settings.py`` or ``urls.py`` for the blocks that go into the reader's own site."""
-        first = self.code.splitlines()[0]
-        return first[2:] if self.lang == "python" and first in ("# settings.py", "# urls.py") else None
-
-    @property
-    def for_host_site(self) -> bool:
-        return self.host_file is not None or self.lang == "django" or DISTRIBUTION in self.code
-
-    def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.lang})"
-
-
-def readme_blocks() -> list[Block]:
-    text = (ROOT / "README.md").read_text()
-    return [
-        Block(match["lang"], match["code"], text.count("\n", 0, match.start("code")), match["reason"])
-        for match in FENCE.finditer(text)
-    ]
-
-
 BLOCKS = readme_blocks()
-REPO_BLOCKS = [block for block in BLOCKS if not block.not_run and not block.for_host_site]
+REPO_BLOCKS = [block for block in BLOCKS if not block.not_run and not block.for_host_site and block.lang != "js"]
 HOST_BLOCKS = [block for block in BLOCKS if not block.not_run and block.for_host_site]
 
 

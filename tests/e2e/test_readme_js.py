@@ -1,0 +1,38 @@
+"""The README's JavaScript block, pasted into a module script on the site's page in Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.support.player import poll
+from tests.support.readme import readme_blocks
+from tests.support.server import Server
+
+[JS] = [block for block in readme_blocks() if block.lang == "js"]
+
+
+@pytest.fixture
+def pasting_page(browser: Browser) -> Iterator[Page]:
+    """A page where a pasted inline script may run: the site's CSP allows only its own files and a nonce."""
+    context = browser.new_context(bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+def test_the_javascript_block_plays(pasting_page: Page, site: Server) -> None:
+    console: list[str] = []
+    errors: list[str] = []
+    pasting_page.on("console", lambda message: console.append(message.text))
+    pasting_page.on("pageerror", lambda error: errors.append(str(error)))
+    pasting_page.goto(f"{site.url}/")
+    done = "\nwindow.readmeBlockDone = true;"  # the block ends with destroy(): nothing left to observe
+
+    pasting_page.add_script_tag(content=JS.code + done, type="module")
+
+    poll(pasting_page, "() => window.readmeBlockDone === true", timeout=90)
+    assert errors == []
+    assert any(re.fullmatch(r"sound after \d+ ms", line) for line in console), console
