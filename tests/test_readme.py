@@ -31,7 +31,7 @@ from tests.host_site.install import build_wheel
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
 from tests.support.readme import Block, readme_blocks
-from tests.support.server import Server, free_port, stop_server
+from tests.support.server import Server, free_port, spawn, stop_server
 
 AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus": "opus", ".aac": "aac"}
 MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"
@@ -72,15 +72,7 @@ def make_run(repo: Path) -> Iterator[Server]:
     """`make run` in the copy, as a reader starts it: no variables exported."""
     port = free_port()
     log = repo.parent / "make-run.log"
-    process = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
-        cwd=repo,
-        env=plain_env(),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    server = spawn(["make", "run", f"PORT={port}"], repo, plain_env(), f"http://127.0.0.1:{port}", log)
     try:
         yield wait_until_up(server, "/v1/models")
     finally:
@@ -176,15 +168,8 @@ def test_the_app_installs_into_a_new_site_as_the_readme_says(host_venv: Path) ->
     run(python, "manage.py", "migrate", "--noinput")
     port = free_port()
     log = site / "runserver.log"
-    process = subprocess.Popen(
-        [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=site,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    runserver = [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    server = spawn(runserver, site, env, f"http://127.0.0.1:{port}", log)
     try:
         wait_until_up(server, "/tts/v1/models")
         page = requests.get(f"{server.url}/page/", timeout=60)

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.host_site.install import build_wheel, venv_with
-from tests.support.server import ROOT, Server, free_port, stop_server
+from tests.support.server import ROOT, Server, free_port, spawn, stop_server
 
 PREFIX = "/site"
 KEY = "host-key"
@@ -39,19 +39,11 @@ def host_site(work: Path) -> Iterator[Server]:
     subprocess.run([python, "-m", "django", "migrate", "--noinput", "-v", "0"], cwd=site, env=env, check=True)
     log = work / "gunicorn.log"
     args = ["host_site.wsgi:application", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--threads", "16"]
-    process = subprocess.Popen(
-        [python, "-m", "gunicorn", *args],
-        cwd=site,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}{PREFIX}", process, log)
+    server = spawn([str(python), "-m", "gunicorn", *args], site, env, f"http://127.0.0.1:{port}{PREFIX}", log)
     try:
         deadline = time.monotonic() + 60
         while not _ready(server):
-            assert process.poll() is None, log.read_text()
+            assert server.process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         yield server

@@ -97,3 +97,11 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait()
+
+
+def spawn(command: list[str], cwd: Path, env: dict[str, str], url: str, log: Path) -> Server:
+    """A server process of its own session (stop_server ends all of it), its output in ``log``."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Server(url, process, log)
