@@ -14,12 +14,14 @@ def test_docs_render_the_speech_endpoint_with_no_console_errors(page: Page, site
     elsewhere: list[str] = []
     page.on("request", lambda request: None if request.url.startswith(site.url) else elsewhere.append(request.url))
 
-    response = page.goto(f"{site.url}/v1/docs")
+    # Swagger UI is 1.5 MB of script: a loaded machine takes its time.
+    response = page.goto(f"{site.url}/v1/docs", timeout=180_000)
 
     assert response is not None
     assert "script-src" in response.headers["content-security-policy"]
-    poll(page, "() => document.querySelectorAll('.opblock').length > 0")  # Swagger UI has drawn the operations
+    drawn = "() => document.querySelectorAll('.opblock').length > 0"  # Swagger UI has drawn the operations
+    poll(page, drawn, timeout=180)
     assert page.locator(".opblock-post .opblock-summary-path", has_text="/v1/audio/speech").count() == 1
-    page.wait_for_load_state("networkidle")
+    page.wait_for_load_state("networkidle", timeout=180_000)
     assert errors == []
     assert elsewhere == []  # nothing from a CDN: the page works offline
