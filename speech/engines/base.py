@@ -9,9 +9,9 @@ from typing import Any, Protocol
 
 from django.utils.module_loading import import_string
 
+from speech.cancellation import Cancellation
 from speech.conf import get_config
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class SpeechStream:
     # True when ``chunks`` are already server-sent events (an upstream relaying its own SSE).
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200  # 206 for a replayed range
 
 
 class Engine(Protocol):
