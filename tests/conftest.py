@@ -35,6 +35,7 @@ SERVERS = {
     "uvicorn": ["-m", "uvicorn", "ttsproject.asgi:application", "--host", "{HOST}", "--port", "{PORT}",
                 "--timeout-graceful-shutdown", "5"],
     "daphne": ["-m", "daphne", "-b", "{HOST}", "-p", "{PORT}", "ttsproject.asgi:application"],
+    "hypercorn": ["-m", "hypercorn", "-b", "{HOST}:{PORT}", "ttsproject.asgi:application"],
 }  # fmt: skip
 # The servers the streaming tests run against: WSGI's default and the ASGI one most sites use.
 STREAMING_SERVERS = ["gunicorn", "uvicorn"]

@@ -16,7 +16,7 @@ def pieces_so_far(server: Server) -> int:
     return server.log_text().count("piece ")
 
 
-@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn", "daphne"])
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn", "daphne", "hypercorn"])
 def test_hang_up_stops_synthesis(make_server: Any, kind: str) -> None:
     server: Server = make_server(kind, SPEECH_LOG_LEVEL="DEBUG")
     response = server.post_speech(input=LONG, response_format="pcm")
