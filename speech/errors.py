@@ -6,9 +6,10 @@ Engines raise these, the API and the views render them with ``error_response``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.http import JsonResponse
+if TYPE_CHECKING:
+    from django.http import JsonResponse
 
 
 class SpeechError(Exception):
@@ -85,6 +86,8 @@ class Overloaded(SpeechError):
 
 
 def error_response(error: SpeechError) -> JsonResponse:
+    from django.http import JsonResponse  # here: speech.client uses these errors without Django
+
     response = JsonResponse(error.body(), status=error.status)
     for name, value in error.headers.items():
         response[name] = value
