@@ -18,7 +18,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 
-from speech import limits
+from speech import limits, proxies
 from speech.conf import get_config
 from speech.errors import AuthenticationFailed
 
@@ -31,9 +31,16 @@ def authenticate(request: HttpRequest) -> str:
     return client
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address: the socket peer, or who a trusted proxy says it forwarded for."""
+    meta = request.META
+    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
+    return proxies.real_client(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), trusted)
+
+
 def identify(request: HttpRequest) -> str:
     keys: list[str] = get_config()["API_KEYS"]
-    address = f"ip:{request.META.get('REMOTE_ADDR', '')}"
+    address = f"ip:{client_address(request)}"
     if not keys:
         return address
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -16,6 +16,7 @@ from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import SpeechError
 from speech.hangup import peer_closed
+from speech.security import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Track:
     @property
     def client(self) -> str:
         """Who authenticate() said this is; the address for views that call the API directly."""
-        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
+        return str(getattr(self.request, "auth", None) or f"ip:{client_address(self.request)}")
 
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
