@@ -95,7 +95,7 @@ def nginx(workdir: Path, site: str, extra: str = "") -> Iterator[None]:
     process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
-        while not (workdir / "nginx.pid").exists():
+        while not (workdir / "nginx.pid").is_file() or not (workdir / "nginx.pid").read_text():  # `-t` leaves it empty
             assert process.poll() is None, (workdir / "error.log").read_text()
             assert time.monotonic() < deadline, "nginx did not start"
             time.sleep(0.05)
