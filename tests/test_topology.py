@@ -47,6 +47,15 @@ REQUESTS = itertools.count()
 TEXT = "Through nginx, this sentence is spoken while the rest of it is still being made, as it is directly. " * 6
 
 
+README = (ROOT / "README.md").read_text()
+# The environment the README's "Behind nginx" section gives every app server.
+README_ENVIRONMENT = set(re.findall(r"^([A-Z_]+)=", README.split("### Behind nginx")[1].split("```")[1], re.M))
+
+
+def test_the_readme_shows_the_nginx_configuration_the_tests_run() -> None:
+    assert f"```nginx\n{SITE.read_text()}```" in README
+
+
 @dataclass
 class Topology:
     url: str
@@ -75,13 +84,13 @@ def answered(response: requests.Response) -> str:
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     tmp = tmp_path_factory.mktemp("topology")
     with redis_server(tmp) as redis_url, postgres() as database_url:
-        env = {
-            **DEFAULT_LIMITS,
-            "SPEECH_TRUSTED_PROXIES": "127.0.0.1",
+        deployment = {
             "SPEECH_REDIS_URL": redis_url,
             "DATABASE_URL": database_url,
-            "SPEECH_CACHE_AUDIO": "1",
+            "SPEECH_TRUSTED_PROXIES": "127.0.0.1",
         }
+        assert set(deployment) == README_ENVIRONMENT
+        env = {**DEFAULT_LIMITS, **deployment, "SPEECH_CACHE_AUDIO": "1"}
         servers = [start_server(tmp, env)]
         try:
             servers.append(SECOND_SERVER(tmp, env))
