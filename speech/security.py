@@ -31,18 +31,18 @@ def authenticate(request: HttpRequest) -> str:
     return client
 
 
-def client_address(request: HttpRequest) -> str:
-    """The client's address: the socket peer, or who a trusted proxy says it forwarded for."""
+def address(request: HttpRequest) -> str:
+    """The identity of a client known only by its address: the socket peer, or whom a trusted proxy
+    (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
     meta = request.META
     trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
-    return proxies.real_client(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), trusted)
+    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
 
 
 def identify(request: HttpRequest) -> str:
     keys: list[str] = get_config()["API_KEYS"]
-    address = f"ip:{client_address(request)}"
     if not keys:
-        return address
+        return address(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         if any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
@@ -51,7 +51,7 @@ def identify(request: HttpRequest) -> str:
             "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
     if same_site_page(request):
-        return address
+        return address(request)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",

@@ -25,9 +25,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from speech.conf import DEFAULTS
-from tests.audio_check import duration
-from tests.conftest import ROOT, Server, free_port, start_server, stop_server
-from tests.services import nginx, postgres, redis_server
+from tests.support.audio_check import duration
+from tests.support.server import ROOT, Server, free_port, start_server, stop_server
+from tests.support.services import nginx, postgres, redis_server
 from ttsproject import database
 
 pytestmark = pytest.mark.topology
