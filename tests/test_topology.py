@@ -1,6 +1,6 @@
 """The production topology, for real: Debian's nginx (configured with deploy/nginx.conf, the file the
-README shows) in front of two app servers sharing a redis-server and a PostgreSQL. Clients connect from
-distinct loopback addresses (127.0.0.2, 127.0.0.3, …), as users on the internet would.
+README shows) in front of two app servers (gunicorn and uvicorn) sharing a redis-server and a PostgreSQL.
+Clients connect from distinct loopback addresses (127.0.0.2, 127.0.0.3, …), as users on the internet would.
 
 The tests run in file order and the last one kills a server.
 """
@@ -14,7 +14,7 @@ import signal
 import socket
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from ttsproject import database
 pytestmark = pytest.mark.topology
 
 SITE = ROOT / "deploy" / "nginx.conf"
-# The second server's kind: the ASGI server (uvicorn) once ASGI streams; until then a second gunicorn.
-SECOND_SERVER: Callable[[Path, dict[str, str]], Server] = start_server
+# The second server's kind (tests/support/server.py SERVERS): sites behind one nginx may mix WSGI and ASGI.
+SECOND_SERVER = "uvicorn"
 # Which server answered: only the tests' nginx says so.
 WHICH = "add_header X-Upstream $upstream_addr always;"
 # Every limit at its default: nginx must not turn distinct clients into one.
@@ -93,7 +93,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         env = {**DEFAULT_LIMITS, **deployment, "SPEECH_CACHE_AUDIO": "1"}
         servers = [start_server(tmp, env)]
         try:
-            servers.append(SECOND_SERVER(tmp, env))
+            servers.append(start_server(tmp, env, kind=SECOND_SERVER))
             port = free_port()
             with nginx(tmp / "nginx", site_config(servers, port), WHICH):
                 yield Topology(f"http://127.0.0.1:{port}", servers, database_url)
