@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
@@ -17,7 +16,7 @@ from ninja.parser import Parser
 from speech import schemas, security, text
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, get_engine
-from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
+from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError, error_response, invalid_request
 from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
@@ -54,9 +53,8 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        speaks_as = getattr(engine, "aliases", {})
         for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": speaks_as.get(name, name)})
+            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": engine.aliases.get(name, name)})
     return {"data": voices}
 
 
@@ -64,13 +62,6 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
 def list_models(request: HttpRequest) -> dict[str, Any]:
     models = get_config()["MODELS"]
     return {"data": [{"id": model, "owned_by": alias} for model, alias in models.items()]}
-
-
-def error_response(error: SpeechError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
 
 
 class JsonOnlyParser(Parser):
@@ -93,19 +84,6 @@ class JsonOnlyParser(Parser):
 # Handlers take ``Any``: ninja types them loosely.
 def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(exc)
-
-
-def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
-    """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
-    first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
-    param = ".".join(loc) or None
-    message = first.get("msg", "Invalid request.")
-    if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif param:
-        message = f"Invalid value for '{param}': {message}."
-    return InvalidRequest(message, param=param, code=first.get("type"))
 
 
 def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio_cache
+from speech import asgi, audio_cache, security
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
 from speech.hangup import watcher
@@ -62,7 +62,7 @@ def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation) ->
 
 def _client(request: HttpRequest) -> str:
     """Who authenticate() said this is; the address for views that call the API directly."""
-    return str(getattr(request, "auth", None) or f"ip:{request.META.get('REMOTE_ADDR', '')}")
+    return str(getattr(request, "auth", None) or security.address(request))
 
 
 def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:

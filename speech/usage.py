@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
-from django.utils.module_loading import import_string
-
 from speech import limits
 from speech.cancellation import Cancellation, ClientClosed, close
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
 
 logger = logging.getLogger(__name__)
@@ -103,5 +101,4 @@ def record(track: Track, status: int) -> None:
 
 
 def _synthesises_locally(alias: str) -> bool:
-    spec = get_config()["ENGINES"].get(alias, {})
-    return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False
+    return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally
