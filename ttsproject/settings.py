@@ -129,6 +129,7 @@ SPEECH: dict[str, Any] = {
     "MAX_INPUT_CHARS": int(os.environ.get("SPEECH_MAX_INPUT_CHARS", "4096")),
     "API_KEYS": env_list("SPEECH_API_KEYS"),
     "CORS_ORIGINS": env_list("SPEECH_CORS_ORIGINS"),
+    "TRUSTED_PROXIES": env_list("SPEECH_TRUSTED_PROXIES"),
 }
 # "0" (or "off" for the rate) turns a limit off.
 limit_settings: list[tuple[str, Callable[[str], Any]]] = [
