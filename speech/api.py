@@ -66,9 +66,9 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        speaks_as = getattr(engine, "aliases", {})
-        for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": speaks_as.get(name, name)})
+        describe = getattr(engine, "describe", None)
+        listed = describe() if describe else [{"id": name, "speaks_as": name} for name in engine.voices()]
+        voices += [{"name": voice["id"], "engine": alias, **voice} for voice in listed]
     return {"data": voices}
 
 

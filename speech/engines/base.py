@@ -23,6 +23,7 @@ class SpeechRequest:
     speed: float = 1.0
     instructions: str | None = None
     stream_format: str = "audio"
+    language: str | None = None  # BCP 47 hint: OpenAI's names then speak as a voice of this language
 
 
 @dataclass
