@@ -100,6 +100,11 @@ class FakeHub:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
+    def config(self, name: str) -> bytes:
+        content, _ = self.files[f"{repo_dir(name)}/{name}.onnx.json"]
+        assert isinstance(content, bytes)
+        return content
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
