@@ -176,18 +176,11 @@ def test_any_rate_comes_out_at_24k_with_duration_and_pitch_kept(rate: int) -> No
 def test_a_16k_voice_is_spoken_at_24k(store: Path, client: Client) -> None:
     voice = piper().resolve("de_DE-thorsten-medium")
     assert voice.rate == 16_000
-    raw = voice.synthesize("Guten Tag, wie geht es Ihnen?", 1.0, Grant(slot=0, alone=True), Cancellation())
-    response = client.post(
-        "/v1/audio/speech",
-        {
-            "model": "piper",
-            "voice": "de_DE-thorsten-medium",
-            "input": "Guten Tag, wie geht es Ihnen?",
-            "response_format": "pcm",
-        },
-        content_type="application/json",
-    )
-    assert response.status_code == 200
+    text = "Guten Tag, wie geht es Ihnen?"
+    raw = voice.synthesize(text, 1.0, Grant(slot=0, alone=True), Cancellation())
+    body = {"model": "piper", "voice": "de_DE-thorsten-medium", "input": text, "response_format": "pcm"}
+    response = client.post("/v1/audio/speech", body, content_type="application/json")
+    assert isinstance(response, StreamingHttpResponse)
     spoken = len(b"".join(response.streaming_content)) / 2 / audio.OUTPUT_RATE
     assert abs(spoken - len(raw) / 2 / 16_000) < 0.3  # same speech, resampled (pieces may differ slightly)
 
