@@ -70,9 +70,12 @@ def test_a_sample_plays_in_the_voice_and_its_language(page: Page, voices_site: S
     open_player(page, voices_site.url, "pcm")
     choose(page, GERMAN)
     bodies: list[dict[str, str]] = []
-    page.on(
-        "request", lambda request: request.method == "POST" and bodies.append(json.loads(request.post_data or "{}"))
-    )
+
+    def sent(request: Request) -> None:
+        if request.method == "POST":
+            bodies.append(json.loads(request.post_data or "{}"))
+
+    page.on("request", sent)
     page.click(".sp-sample")
     wait_for(page, "ended", "error")
     assert [event for event in log(page) if event["name"] == "error"] == []
