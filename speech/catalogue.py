@@ -1,11 +1,11 @@
 """Piper's voice catalogue (``voices.json`` of ``rhasspy/piper-voices`` on the Hugging Face Hub) and
 installing its voices into the voice store.
 
-Downloads go through ``huggingface_hub`` (resumable, ``HF_ENDPOINT`` for a mirror, ``HF_HUB_OFFLINE``
-answered from its cache) into ``VOICES_DIR/.downloads``. A voice enters the store only once both
-files match the catalogue's size and MD5: config first, model last, each by an atomic rename, and
-the store lists a voice only when its model is there. A broken-off download stays in ``.downloads``
-for the next attempt to resume; a corrupt one is deleted.
+Downloads go through ``huggingface_hub`` (a transfer that breaks off is tried again a few times,
+``HF_ENDPOINT`` for a mirror, the catalogue cached for ``HF_HUB_OFFLINE``) into
+``VOICES_DIR/.downloads``. A voice enters the store only once both files match the catalogue's size
+and MD5: config first, model last, each by an atomic rename, and the store lists a voice only when
+its model is there. A partial or corrupt file is deleted.
 """
 
 from __future__ import annotations
@@ -145,24 +145,27 @@ def _admit(store: Path, name: str, model: Path, config: Path) -> None:
 
 
 def install(store: Path, entry: Entry) -> None:
-    staging = store / DOWNLOADS
-    downloaded = []
-    for file in (entry.config, entry.model):
-        try:
-            path = hf_hub_download(REPO, file.path, revision=REVISION, endpoint=endpoint(), local_dir=staging)
-        except EntryNotFoundError:
-            raise CatalogueError(
-                f"{entry.name}: {file.path} is missing on {endpoint()}; nothing was installed."
-            ) from None
-        except HUB_ERRORS as error:
-            raise CatalogueError(
-                f"{entry.name}: the download of {Path(file.path).name} from {endpoint()} failed ({error}); "
-                "nothing was installed. Run the same command again to resume."
-            ) from None
-        verify(Path(path), file)
-        downloaded.append(Path(path))
-    config, model = downloaded
-    _admit(store, entry.name, model, config)
+    staging = store / DOWNLOADS / entry.name
+    try:
+        config = _download(entry, entry.config, staging)
+        model = _download(entry, entry.model, staging)
+        _admit(store, entry.name, model, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # whatever did not make it into the store
+
+
+def _download(entry: Entry, file: File, staging: Path) -> Path:
+    try:
+        path = Path(hf_hub_download(REPO, file.path, revision=REVISION, endpoint=endpoint(), local_dir=staging))
+    except EntryNotFoundError:
+        raise CatalogueError(f"{entry.name}: {file.path} is not on {endpoint()}; nothing was installed.") from None
+    except HUB_ERRORS as error:
+        raise CatalogueError(
+            f"{entry.name}: the download of {Path(file.path).name} from {endpoint()} failed ({error}); "
+            "nothing was installed. Run the same command again."
+        ) from None
+    verify(path, file)
+    return path
 
 
 def install_from(store: Path, name: str, source: Path, catalogue: dict[str, Entry] | None) -> bool:

@@ -61,7 +61,7 @@ def repo_dir(name: str) -> str:
 class FakeHub:
     def __init__(self, voices: list[HubVoice]) -> None:
         self.files: dict[str, tuple[Path | bytes, int | None]] = {}  # repo path -> (content, drop at)
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str, str]] = []  # method, path, Range
         catalogue = {}
         md5s: dict[Path, str] = {}
         for voice in voices:
@@ -125,7 +125,7 @@ class FakeHub:
 
             def answer(self, body: bool) -> None:
                 path = self.path.split("?")[0]
-                hub.requests.append((self.command, path))
+                hub.requests.append((self.command, path, self.headers.get("Range", "")))
                 if not path.startswith(prefix) or path[len(prefix) :] not in hub.files:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound")

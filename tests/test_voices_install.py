@@ -117,10 +117,14 @@ def test_a_corrupt_download_is_refused(store: Path, client: Client) -> None:
     assert "fr_FR-corrupt-medium" not in listed(client)
 
 
-def test_a_download_that_breaks_off_is_refused(store: Path, client: Client) -> None:
-    with pytest.raises(CommandError, match=r"download of es_ES-broken-medium\.onnx .* failed .* resume"):
+def test_a_download_that_breaks_off_is_refused(store: Path, hub: FakeHub, client: Client) -> None:
+    with pytest.raises(CommandError, match=r"download of es_ES-broken-medium\.onnx .* failed .* again"):
         voices("install", "es_ES-broken-medium")
+    # huggingface_hub tried again before giving up.
+    tries = [path for method, path, _ in hub.requests if method == "GET" and path.endswith("broken-medium.onnx")]
+    assert len(tries) > 1
     assert not list(store.glob("*.onnx*"))
+    assert not [path for path in (store / ".downloads").rglob("*") if path.is_file() and "es_ES" in path.name]
     assert "es_ES-broken-medium" not in listed(client)
 
 
@@ -134,6 +138,12 @@ def test_an_unreachable_hub_says_what_to_do(store: Path, monkeypatch: pytest.Mon
     assert "HF_ENDPOINT" in message
     assert "voices install --from DIR" in message
     assert not list(store.glob("*.onnx*"))
+
+
+def test_a_catalogue_seen_once_is_listed_offline(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    voices("list")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    assert GERMAN in voices("list", "--language", "de")
 
 
 def test_unknown_name(store: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -54,6 +56,12 @@ def _voice(model: Path, config: Path, threads: int) -> PiperVoice:
         config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
         session=_CancellableSession(session),
     )
+
+
+def _give_back_memory() -> None:
+    """glibc keeps freed heap for reuse: without a trim, a dropped voice's ~200 MiB stay in RSS."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -162,10 +170,13 @@ class PiperEngine:
                 raise Overloaded(f"Voice '{voice.id}' could not be loaded: {error}", code="voice_unavailable") from None
             with self._lock:
                 self._loaded[voice.model] = local
+                dropped = []
                 while len(self._loaded) > max(1, get_config()["MAX_LOADED_VOICES"]):
-                    dropped, _ = self._loaded.popitem(last=False)
-                    logger.info("voice %s unloaded (SPEECH['MAX_LOADED_VOICES'])", dropped.name)
+                    dropped.append(self._loaded.popitem(last=False)[1].name)
                 self._loading.pop(voice.model, None)
+            if dropped:
+                logger.info("voices unloaded (SPEECH['MAX_LOADED_VOICES']): %s", ", ".join(dropped))
+                _give_back_memory()
             return local
 
     def loaded(self) -> list[str]:
