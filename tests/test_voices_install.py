@@ -98,7 +98,7 @@ def test_install_speak_remove(store: Path, client: Client) -> None:
     from speech.engines.base import get_engine
 
     assert get_engine("piper").resolve("alloy", "de").name == GERMAN  # type: ignore[attr-defined]
-    assert speak(client, voice="alloy", language="de").status_code == 200
+    assert speak(client, model="tts-1", voice="alloy", language="de").status_code == 200  # as in the README
 
     assert voices("remove", GERMAN) == f"removed {GERMAN}\n"
     assert GERMAN not in listed(client)
