@@ -11,13 +11,13 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from speech.conf import DEFAULTS, get_config
+from speech.conf import DEFAULTS, PIPER_VOICES, get_config
+from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
-from speech.voices import PACKAGED_VOICES, Registry, VoiceConfigError, store_dir
+from speech.voices import Registry, VoiceConfigError, store_dir
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
-OPENAI_URL = "https://api.openai.com/v1"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "speech.security.CorsMiddleware"
 
@@ -84,7 +84,7 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
             id="speech.E002",
         )]  # fmt: skip
     if backend == PIPER:
-        voices = options.get("voices") or PACKAGED_VOICES
+        voices = options.get("voices") or PIPER_VOICES
         return _check_voices(alias, voices) or _check_store(alias, voices, options.get("aliases") or {})
     return []
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 
-from speech import limits
+from speech import limits, security
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
 from speech.hangup import peer_closed
 
@@ -42,7 +41,7 @@ class Track:
     @property
     def client(self) -> str:
         """Who authenticate() said this is; the address for views that call the API directly."""
-        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
+        return str(getattr(self.request, "auth", None) or security.address(self.request))
 
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
@@ -120,5 +119,4 @@ def record(track: Track, status: int) -> None:
 
 
 def _synthesises_locally(alias: str) -> bool:
-    spec = get_config()["ENGINES"].get(alias, {})
-    return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False
+    return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally

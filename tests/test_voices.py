@@ -17,13 +17,13 @@ from onnx import TensorProto, helper
 
 from speech import audio
 from speech.checks import check_settings
-from speech.conf import OPENAI_VOICES
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
 from speech.hangup import Cancellation
 from speech.scheduler import Grant
-from tests.fake_hub import HubVoice, language, voice_config
+from speech.schemas import OPENAI_VOICES
+from tests.support.fake_hub import HubVoice, add_voice, language
 
 pytestmark = pytest.mark.django_db
 
@@ -31,12 +31,6 @@ ENGLISH = language("en_US", "English", "English")
 GERMAN = language("de_DE", "German", "Deutsch")
 ARABIC = language("ar_JO", "Arabic", "العربية")
 SPEAKERS = {"amy": 0, "bob": 1, "cy": 2}
-
-
-def add_voice(store: Path, voice: HubVoice) -> None:
-    store.mkdir(exist_ok=True)
-    (store / f"{voice.name}.onnx").symlink_to(voice.model or model_path())
-    (store / f"{voice.name}.onnx.json").write_bytes(voice_config(voice))
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from speech import audio, pipeline
-from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.conf import PIPER_VOICES, get_config
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
 from speech.hangup import Cancellation
 from speech.scheduler import Cancelled, Grant, scheduler
-from speech.voices import PACKAGED_VOICES, Installed, Registry, Voice, spec_paths
+from speech.voices import Installed, Registry, Voice, spec_paths
 
 try:
     import onnxruntime
@@ -30,7 +30,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VOICES = PACKAGED_VOICES
 # Piper's per-sentence normalisation would make every short piece equally loud; a fixed gain
 # keeps the level steady across pieces.
 VOLUME = 1.6
@@ -106,11 +105,11 @@ class LocalVoice:
                 raise
 
 
-class PiperEngine:
+class PiperEngine(Engine):
     """Piper voices from packages, settings and the voice store, loaded on first use; at most
     ``SPEECH["MAX_LOADED_VOICES"]`` stay loaded, the least recently used is dropped."""
 
-    synthesises_locally = True  # counted against SPEECH["MAX_STREAMS"]
+    synthesises_locally = True
 
     def __init__(
         self,
@@ -118,14 +117,18 @@ class PiperEngine:
         voices: dict[str, dict[str, str]] | None = None,
         aliases: dict[str, str] | None = None,
     ) -> None:
-        self.alias = alias
-        self.registry = Registry(voices or DEFAULT_VOICES, aliases or {})
+        super().__init__(alias)
+        self.registry = Registry(voices or PIPER_VOICES, aliases or {})
         self._loaded: OrderedDict[Path, LocalVoice] = OrderedDict()
         self._loading: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def installed(self) -> Installed:
         return self.registry.installed()
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return self.installed().aliases
 
     def voices(self) -> list[str]:
         installed = self.installed()

@@ -53,6 +53,13 @@ def voice_config(voice: HubVoice) -> bytes:
     return json.dumps(config, ensure_ascii=False).encode()
 
 
+def add_voice(store: Path, voice: HubVoice) -> None:
+    """Put ``voice`` straight into a voice store, as ``manage.py voices install`` would (model linked, not copied)."""
+    store.mkdir(parents=True, exist_ok=True)
+    (store / f"{voice.name}.onnx").symlink_to(voice.model or model_path())
+    (store / f"{voice.name}.onnx.json").write_bytes(voice_config(voice))
+
+
 def repo_dir(name: str) -> str:
     code, dataset, quality = name.split("-")
     return f"{code.split('_')[0]}/{code}/{dataset}/{quality}"
