@@ -14,6 +14,7 @@ from django.utils.module_loading import import_string
 from speech.conf import DEFAULTS, PIPER_VOICES, get_config
 from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
+from speech.proxies import networks
 from speech.voices import Registry, VoiceConfigError, store_dir
 
 PIPER = "speech.engines.piper.PiperEngine"
@@ -62,6 +63,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
             )
+    try:
+        networks(tuple(config["TRUSTED_PROXIES"]))
+    except ValueError as error:
+        messages.append(Error(
+            f"SPEECH['TRUSTED_PROXIES']: {error}.",
+            hint="List addresses or CIDR networks, e.g. ['127.0.0.1', '10.0.0.0/8'] (SPEECH_TRUSTED_PROXIES).",
+            id="speech.E008",
+        ))  # fmt: skip
     return messages
 
 

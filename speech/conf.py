@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_INPUT_CHARS": 4096,
     # Bearer keys that API clients must send; empty means the API is open.
     "API_KEYS": [],
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; [] = trust none.
+    "TRUSTED_PROXIES": [],
     # Requests per client (API key, else session or IP) per period, e.g. "60/minute"; None: no limit.
     "RATE_LIMIT": "120/minute",
     # Concurrent streams one client may hold open.
