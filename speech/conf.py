@@ -51,6 +51,15 @@ DEFAULTS: dict[str, Any] = {
     ),
     # Write a usage record (speech.models.Usage) for every synthesis.
     "RECORD_USAGE": True,
+    # The voice store: a folder of piper .onnx + .onnx.json pairs (manage.py voices install); None: none.
+    "VOICES_DIR": None,
+    # Voice name -> installed voice, e.g. {"nova": "de_DE-thorsten-medium"}. Unnamed OpenAI voices are
+    # spread over the installed voices of the site's LANGUAGE_CODE.
+    "VOICE_ALIASES": {},
+    # Piper voices kept loaded at once (each costs its sessions' memory); the least recently used is dropped.
+    "MAX_LOADED_VOICES": 4,
+    # Voices loaded and warmed at start; None: the voices OpenAI's names speak as (up to MAX_LOADED_VOICES).
+    "WARM_VOICES": None,
 }
 
 

@@ -60,7 +60,7 @@ def _serve(kind: str, python: Path, site: Path, env: dict[str, str], log: Path) 
     port = free_port()
     module, *args = (arg.format(port=port) for arg in COMMANDS[kind])
     server = spawn([str(python), "-m", module, *args], site, env, f"http://127.0.0.1:{port}{PREFIX}", log, kind)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine warms the voice slowly
     while not _ready(server):
         if server.process.poll() is not None or time.monotonic() > deadline:
             stop_server(server)
