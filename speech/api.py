@@ -25,10 +25,11 @@ from speech.hangup import Cancellation, watcher
 
 logger = logging.getLogger(__name__)
 
-router = Router(tags=["audio"])
+# Auth and limits live on the router: a host that mounts it on its own NinjaAPI keeps them.
+router = Router(tags=["audio"], auth=security.authenticate)
 
 ERRORS: dict[int | str, Any] = {
-    400: schemas.ErrorBody, 401: schemas.ErrorBody, 429: schemas.ErrorBody,
+    400: schemas.ErrorBody, 401: schemas.ErrorBody, 403: schemas.ErrorBody, 429: schemas.ErrorBody,
     502: schemas.ErrorBody, 504: schemas.ErrorBody,
 }  # fmt: skip
 
@@ -45,6 +46,8 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
+    if alias := get_config()["MODELS"].get(speech.model):
+        security.check_engine(security.client_of(request), local=usage.synthesises_locally(alias))
     if (replay := audio_cache.replay(request, speech)) is not None:
         return replay
     cancel = Cancellation()
@@ -188,7 +191,6 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         parser=JsonOnlyParser(),
-        auth=security.authenticate,
     )
     api.add_router("/", router)
     api.add_exception_handler(SpeechError, _speech_error)

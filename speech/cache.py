@@ -26,6 +26,7 @@ from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.hangup import Cancellation
 from speech.limits import cache
+from speech.security import client_of
 from speech.usage import Track, client_gone, close
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,11 @@ def enabled(engine: str | None) -> bool:
     return bool(setting) and engine is not None
 
 
-def entry_key(speech: SpeechRequest) -> str:
+def entry_key(speech: SpeechRequest, scope: str) -> str:
+    """The entry for this request in this tenant's ``scope``: one tenant never learns what another had spoken."""
     engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
     fields = [
+        "" if get_config()["CACHE_SHARED"] else scope,
         engine,
         speech.model,
         speech.voice,
@@ -66,7 +69,7 @@ def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | No
     """A response replaying the stored audio for this request, or None on a miss."""
     if speech.stream_format != "audio" or not enabled(get_config()["MODELS"].get(speech.model)):
         return None
-    key = entry_key(speech)
+    key = entry_key(speech, client_of(request).scope)
     try:
         meta: dict[str, Any] | None = cache().get(key)
         if meta is None or not cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
@@ -84,8 +87,8 @@ def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | No
         response["Content-Range"] = f"bytes */{size}"
         return response
     first, last = ranged or (0, size - 1)
-    track = Track(request, speech, engine=meta["engine"], cached=True)
-    chunks = track.count(_read(key, meta, first, last))
+    with Track(request, speech, engine=meta["engine"], cached=True) as track:  # a stream slot, or 429/503
+        chunks = track.count(_read(key, meta, first, last))
     response = StreamingHttpResponse(chunks, content_type=meta["content_type"], status=206 if ranged else 200)
     if ranged:
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
@@ -133,7 +136,8 @@ def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cance
     if speech.stream_format != "audio" or stream.sse or not enabled(stream.engine):
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
-    return replace(stream, chunks=_store(request, entry_key(speech), stream, cancel), headers=headers)
+    key = entry_key(speech, client_of(request).scope)
+    return replace(stream, chunks=_store(request, key, stream, cancel), headers=headers)
 
 
 def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[bytes]:

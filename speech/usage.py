@@ -16,6 +16,7 @@ from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import SpeechError
 from speech.hangup import peer_closed
+from speech.security import Client, client_of
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +41,16 @@ class Track:
     release: limits.Release | None = None
 
     @property
-    def client(self) -> str:
-        """Who authenticate() said this is; the address for views that call the API directly."""
-        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
+    def client(self) -> Client:
+        """Who authenticate() said this is."""
+        return client_of(self.request)
 
     def __enter__(self) -> Track:
-        self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
+        self.engine = self.engine or get_config()["MODELS"].get(self.speech.model, "")  # for refusals too
+        # A replay holds a thread as long as a synthesis does: it takes a global slot too.
+        synthesis = self.cached or synthesises_locally(self.engine)
         try:
-            self.release = limits.acquire_stream(self.client, synthesis=_synthesises_locally(self.engine))
+            self.release = limits.acquire_stream(self.client, synthesis=synthesis)
         except SpeechError as error:
             self.finish(error.status)
             raise
@@ -103,7 +106,7 @@ def record(track: Track, status: int) -> None:
     speech = track.speech
     try:
         Usage.objects.create(
-            client=track.client[:80],
+            client=track.client.id[:80],
             model=speech.model,
             voice=speech.voice,
             engine=track.engine,
@@ -119,6 +122,6 @@ def record(track: Track, status: int) -> None:
         logger.exception("could not write a usage record")
 
 
-def _synthesises_locally(alias: str) -> bool:
+def synthesises_locally(alias: str) -> bool:
     spec = get_config()["ENGINES"].get(alias, {})
     return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False

@@ -55,6 +55,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
         "SPEECH_CACHE_AUDIO": "0",
         # Many requests from one address, many at once: limits are off unless a test sets them.
         "SPEECH_RATE_LIMIT": "off",
+        "SPEECH_AUTH_FAILURE_LIMIT": "off",
         "SPEECH_MAX_STREAMS_PER_CLIENT": "0",
         "SPEECH_MAX_STREAMS": "0",
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),

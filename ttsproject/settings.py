@@ -133,6 +133,9 @@ SPEECH: dict[str, Any] = {
 # "0" (or "off" for the rate) turns a limit off.
 limit_settings: list[tuple[str, Callable[[str], Any]]] = [
     ("RATE_LIMIT", lambda value: None if value in ("0", "off") else value),
+    ("AUTH_FAILURE_LIMIT", lambda value: None if value in ("0", "off") else value),
+    ("PAGE_ACCESS", str),
+    ("STALL_TIMEOUT", float),
     ("MAX_STREAMS", int),
     ("MAX_STREAMS_PER_CLIENT", int),
     ("QUEUE_TIMEOUT", float),
@@ -141,8 +144,9 @@ limit_settings: list[tuple[str, Callable[[str], Any]]] = [
 for name, parse in limit_settings:
     if os.environ.get(f"SPEECH_{name}"):
         SPEECH[name] = parse(os.environ[f"SPEECH_{name}"])
-if os.environ.get("SPEECH_CACHE_AUDIO"):
-    SPEECH["CACHE_AUDIO"] = os.environ["SPEECH_CACHE_AUDIO"] == "1"
+for name in ("CACHE_AUDIO", "CACHE_SHARED", "ANONYMOUS_PAGE_UPSTREAM"):
+    if os.environ.get(f"SPEECH_{name}"):
+        SPEECH[name] = os.environ[f"SPEECH_{name}"] == "1"
 if os.environ.get("OPENAI_API_KEY"):
     SPEECH["ENGINES"] = {
         "piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {}},

@@ -19,7 +19,7 @@ def page_token(site: Server) -> tuple[requests.Session, str]:
     match = re.search(r'<script id="speech-player-config" type="application/json">(.*?)</script>', html)
     assert match
     config = json.loads(match.group(1))
-    return session, config["streamToken"]
+    return session, config["pageToken"]
 
 
 def test_streams_audio_to_the_page_that_asked(site: Server) -> None:
