@@ -46,6 +46,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     speech = SpeechRequest(**body.dict())
+    security.limit_stalls(request)
     if alias := get_config()["MODELS"].get(speech.model):
         security.check_engine(security.client_of(request), local=usage.synthesises_locally(alias))
     if (replay := audio_cache.replay(request, speech)) is not None:

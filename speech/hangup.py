@@ -9,8 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from speech.conf import get_config
-
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
@@ -77,8 +75,6 @@ class HangupWatcher:
             return
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # A listener that reads nothing for this long fails our next write: the stream ends, its slot frees.
-            sock.settimeout(get_config()["STALL_TIMEOUT"])
         key = id(cancel)
         with self._lock:
             self._watched[key] = (sock, cancel)

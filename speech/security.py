@@ -10,9 +10,12 @@ visitor's session, so a token copied out of the page is useless without that ses
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -222,6 +225,18 @@ def stream_client(request: HttpRequest) -> Client:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise AuthenticationFailed("This stream URL is not for use from other sites.", code="cross_site")
     return _page_client(request, token, address)
+
+
+def limit_stalls(request: HttpRequest) -> None:
+    """A listener that reads nothing for ``STALL_TIMEOUT`` seconds fails our next write, so its stream
+    ends and its slot frees. A kernel send timeout, not ``settimeout``: that would make every read of
+    the socket (the hang-up watcher's peek) wait too."""
+    sock = request.META.get("gunicorn.socket")
+    if sock is not None:
+        seconds = get_config()["STALL_TIMEOUT"]
+        with contextlib.suppress(OSError):
+            timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _is_speech(request: HttpRequest) -> bool:

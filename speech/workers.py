@@ -57,14 +57,14 @@ class Deadlines:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-class RequestDeadlineWorker(ThreadWorker):  # type: ignore[misc]
+class RequestDeadlineWorker(ThreadWorker):
     def init_process(self) -> None:
         self.deadlines = Deadlines(float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "10")))
         super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        application = self.wsgi
+        application: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
 
         def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             _buffer_body(environ)
