@@ -14,8 +14,8 @@ import time
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.player import poll
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.player import poll
 
 TEXT = "Hello! This is how quickly the voice starts after you press the button."
 FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}

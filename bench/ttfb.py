@@ -41,7 +41,7 @@ from speech import pipeline, text  # noqa: E402
 from speech.engines.piper import DEFAULT_VOICES, LocalVoice  # noqa: E402
 from speech.hangup import Cancellation  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.conftest import Server, start_server, stop_server  # noqa: E402
+from tests.support.server import Server, start_server, stop_server  # noqa: E402
 
 LENGTHS = (20, 300, 1000, 4000)
 FORMATS = ("mp3", "opus", "pcm")

@@ -1,95 +1,225 @@
-"""Auth and limits in process: the router keeps them on a host's NinjaAPI; the page token's expiry and access."""
+"""Who may use /v1/*, and how much: keys, the site's own page, rate limits, stream caps, headers."""
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import subprocess
+import sys
+import threading
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
 
-import pytest
-from django.contrib.auth.models import User
-from django.core.cache import cache
-from django.http import HttpRequest
-from django.test import Client, RequestFactory, override_settings
+import requests
 
-from speech import security
+from tests.support.server import ROOT, Server, page_config
 
-KEYED = {"API_KEYS": ["sk-host"], "RATE_LIMIT": "2/hour", "AUTH_FAILURE_LIMIT": None}
+# Minutes of raw PCM: far more than socket buffers hold, so the stream stays open while unread.
+LONG = ("This sentence keeps the stream open for a good while, so that it still holds its slot. " * 50)[:4000]
+KEYS = "key-a,key-b"
 
 
-@pytest.fixture(autouse=True)
-def fresh_limits() -> None:
-    cache.clear()
+def post(
+    server: Server, key: str | None = None, text: str = "Hello there.", headers: dict[str, str] | None = None
+) -> requests.Response:
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {key}"} if key else {})}
+    body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "pcm"}
+    return requests.post(f"{server.url}/v1/audio/speech", json=body, headers=headers, stream=True, timeout=60)
 
 
-@override_settings(ROOT_URLCONF="tests.host_api_urls", SPEECH=KEYED)
-def test_a_host_api_that_mounts_the_router_keeps_auth_and_limits() -> None:
-    client = Client()
-    assert client.get("/api/speech/models").status_code == 401
-    assert client.get("/api/speech/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    key = {"Authorization": "Bearer sk-host"}
-    assert [client.get("/api/speech/models", headers=key).status_code for _ in range(3)] == [200, 200, 429]
+def hold(response: requests.Response) -> Iterator[bytes]:
+    """Read the first chunk and keep the stream open (dropping the iterator would close the connection)."""
+    assert response.status_code == 200
+    chunks = response.iter_content(1024)
+    next(chunks)
+    return chunks
 
 
-def page_token(client: Client) -> str | None:
-    html = client.get("/").content.decode()
-    match = re.search(r'<script id="speech-player-config" type="application/json">(.*?)</script>', html)
-    assert match
-    token: str | None = json.loads(match[1])["pageToken"]
-    return token
+def assert_openai_error(response: requests.Response, status: int, kind: str, code: str) -> None:
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["type"] == kind
+    assert error["code"] == code
+    assert error["message"]
 
 
-@pytest.mark.django_db
-def test_the_page_token_expires() -> None:
-    client = Client()
-    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None, "PAGE_TOKEN_MAX_AGE": 1}):
-        token = page_token(client)
-        assert token
-        assert client.get("/v1/models", headers={"X-Speech-Page": token}).status_code == 200
-        time.sleep(2.1)
-        expired = client.get("/v1/models", headers={"X-Speech-Page": token})
-    assert expired.status_code == 401
-    assert expired.json()["error"]["code"] == "invalid_page_token"
+def test_keys_are_required_when_configured(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_API_KEYS=KEYS)
+
+    missing = post(server)
+    assert_openai_error(missing, 401, "authentication_error", "missing_api_key")
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert_openai_error(post(server, key="key-c"), 401, "authentication_error", "invalid_api_key")
+    assert requests.get(f"{server.url}/v1/models", timeout=10).status_code == 401
+
+    ok = post(server, key="key-b")
+    assert ok.status_code == 200
+    assert len(ok.content) > 1000
+    assert requests.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer key-a"}, timeout=10).ok
 
 
-def only_staff(request: HttpRequest) -> bool:
-    return bool(request.user.is_staff)
+def test_the_sites_own_page_works_without_a_key(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_API_KEYS=KEYS)
+    browser = requests.Session()
+    token = page_config(browser, server.url)["pageToken"]
+    assert "key-a" not in browser.get(f"{server.url}/", timeout=10).text
+    body = {"model": "piper", "voice": "alloy", "input": "Hello from the page."}
+    page = {"X-Speech-Page": token}
+
+    spoken = browser.post(f"{server.url}/v1/audio/speech", json=body, headers=page, timeout=60)
+    assert spoken.status_code == 200
+    assert len(spoken.content) > 1000
+    assert browser.get(f"{server.url}/v1/audio/voices", headers=page, timeout=10).ok
+
+    # Without the token, with a forged one, or without the session it belongs to: no.
+    assert browser.post(f"{server.url}/v1/audio/speech", json=body, timeout=10).status_code == 401
+    forged = {"X-Speech-Page": token[:-4] + "AAAA"}
+    assert browser.post(f"{server.url}/v1/audio/speech", json=body, headers=forged, timeout=10).status_code == 401
+    assert browser.get(f"{server.url}/v1/audio/voices", headers=forged, timeout=10).status_code == 401
+    assert requests.post(f"{server.url}/v1/audio/speech", json=body, headers=page, timeout=10).status_code == 401
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("access", ["authenticated", "tests.test_security.only_staff"])
-def test_page_access_is_the_sites_decision(access: str) -> None:
-    client = Client()
-    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None, "PAGE_ACCESS": access}):
-        assert page_token(client) is None  # an anonymous visitor gets no token
-        user = User.objects.create_user("visitor", is_staff=True)
-        client.force_login(user)
-        token = page_token(client)
-        assert token
-        assert client.get("/v1/models", headers={"X-Speech-Page": token}).status_code == 200
-        user.is_staff = False
-        user.save()
-        # the decision is made again on every request: a demoted user's token stops working
-        allowed = client.get("/v1/models", headers={"X-Speech-Page": token}).status_code
-    assert allowed == (200 if access == "authenticated" else 401)
+def test_rate_limit_per_key(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_API_KEYS=KEYS, SPEECH_RATE_LIMIT="3/hour")
+
+    def models(key: str) -> requests.Response:
+        return requests.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+
+    assert [models("key-a").status_code for _ in range(3)] == [200, 200, 200]
+    limited = models("key-a")
+    assert_openai_error(limited, 429, "rate_limit_error", "rate_limit_exceeded")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 3600 * 1.1  # the window slides in tenths of the period
+    assert models("key-b").status_code == 200  # another client has its own budget
 
 
-def test_the_readmes_key_example() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    block = re.search(r'```python\n(SPEECH = \{"API_KEYS".*?)```', readme, re.S)
-    assert block
-    namespace: dict[str, Any] = {}
-    exec(block[1], namespace)
-    with override_settings(SPEECH={**namespace["SPEECH"], "AUTH_FAILURE_LIMIT": None}):
-        client = Client()
-        for key in ("sk-plain", "sk-backend"):
-            assert client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        backend = identify_key("sk-backend")
-    assert (backend.id, backend.rate, backend.max_streams) == ("key:backend", "600/minute", 32)
+def wait_until_accepted(server: Server, key: str) -> requests.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        response = post(server, key=key)
+        if response.status_code != 429 or time.monotonic() > deadline:
+            return response
+        response.close()
+        time.sleep(0.1)
 
 
-def identify_key(key: str) -> security.Client:
-    request = RequestFactory().get("/v1/models", headers={"Authorization": f"Bearer {key}"})
-    return security.identify(request)
+def test_concurrent_streams_per_client(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_API_KEYS=KEYS, SPEECH_MAX_STREAMS_PER_CLIENT="1")
+    first = post(server, key="key-a", text=LONG)
+    held = hold(first)
+
+    second = post(server, key="key-a")
+    assert_openai_error(second, 429, "rate_limit_error", "too_many_streams")
+    assert second.headers["Retry-After"] == "1"
+    other = post(server, key="key-b")
+    assert other.status_code == 200
+    assert len(other.content) > 1000
+
+    assert next(held)
+    first.close()  # hanging up gives the slot back
+    assert wait_until_accepted(server, "key-a").status_code == 200
+
+
+def test_global_cap_queues_then_refuses(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_MAX_STREAMS="1", SPEECH_QUEUE_TIMEOUT="1.5")
+    first = post(server, text=LONG)
+    held = hold(first)
+
+    started = time.monotonic()
+    refused = post(server)
+    waited = time.monotonic() - started
+    assert_openai_error(refused, 503, "server_error", "server_busy")
+    assert refused.headers["Retry-After"] == "2"
+    assert waited >= 1.4  # it queued for QUEUE_TIMEOUT before giving up
+
+    # A request that arrives while the slot is taken waits, and is served once it frees.
+    results: list[requests.Response] = []
+    waiter = threading.Thread(target=lambda: results.append(post(server)))
+    waiter.start()
+    time.sleep(0.5)
+    assert not results  # still queued
+    assert next(held)
+    first.close()
+    waiter.join(timeout=30)
+    assert results[0].status_code == 200
+    assert len(results[0].content) > 1000
+
+
+def test_security_headers_and_no_open_cors(server: Server) -> None:
+    page = requests.get(f"{server.url}/", timeout=10)
+    csp = page.headers["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]*)", csp)
+    assert script_src
+    assert re.fullmatch(r"'nonce-[\w-]{20,}' 'self'", script_src[1].strip())
+    assert "frame-ancestors 'none'" in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    for script in re.findall(r"<script\b[^>]*>", page.text):  # no inline code: files, data, an import map
+        assert re.search(r'\bsrc=|type="(application/json|importmap)"', script), script
+    assert requests.get(f"{server.url}/", timeout=10).headers["Content-Security-Policy"] != csp  # fresh nonce
+
+    api = requests.get(f"{server.url}/v1/models", headers={"Origin": "https://evil.example"}, timeout=10)
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Access-Control-Allow-Origin" not in api.headers
+    preflight = requests.options(
+        f"{server.url}/v1/audio/speech",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+def test_cors_allow_list(make_server: Callable[..., Server]) -> None:
+    server = make_server(SPEECH_CORS_ORIGINS="https://app.example")
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = requests.options(
+        f"{server.url}/v1/audio/speech", headers={"Origin": "https://app.example", **ask}, timeout=10
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    spoken = post(server, headers={"Origin": "https://app.example"})
+    assert spoken.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "X-Speech-Engine" in spoken.headers["Access-Control-Expose-Headers"]
+    other = requests.options(
+        f"{server.url}/v1/audio/speech", headers={"Origin": "https://other.example", **ask}, timeout=10
+    )
+    assert "Access-Control-Allow-Origin" not in other.headers
+    # CORS is for the API only, never the rest of the site.
+    page = requests.get(f"{server.url}/", headers={"Origin": "https://app.example"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in page.headers
+
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "production-like-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "DJANGO_ALLOWED_HOSTS": "speech.example.com",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_HSTS_SECONDS": "31536000",
+    "DJANGO_HSTS_SUBDOMAINS": "1",
+    "DJANGO_HSTS_PRELOAD": "1",
+    "DJANGO_SSL_REDIRECT": "1",
+    "SPEECH_API_KEYS": "sk-production",
+}
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(("DJANGO_", "SPEECH_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "ttsproject.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_in_production_mode() -> None:
+    result = check_deploy(PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+    # and it does complain when production settings are missing
+    lax = check_deploy({**PRODUCTION, "DJANGO_SECURE_COOKIES": "", "SPEECH_API_KEYS": ""})
+    assert lax.returncode != 0
+    assert "security.W012" in lax.stderr
+    assert "speech.W002" in lax.stderr

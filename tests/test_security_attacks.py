@@ -15,8 +15,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.conftest import Server, start_server, stop_server
-from tests.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.server import Server, page_config, start_server, stop_server
 
 UPSTREAM_KEY = "sk-upstream-0123456789"
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}
@@ -62,14 +62,6 @@ def client_at(address: str) -> requests.Session:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def page_config(browser: requests.Session, url: str) -> dict[str, Any]:
-    html = browser.get(f"{url}/", timeout=10).text
-    match = re.search(r'<script id="speech-player-config" type="application/json">(.*?)</script>', html)
-    assert match
-    config: dict[str, Any] = json.loads(match[1])
-    return config
 
 
 def test_made_up_credentials_get_nothing(site: Server) -> None:
