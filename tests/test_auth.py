@@ -59,7 +59,7 @@ def only_staff(request: HttpRequest) -> bool:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("access", ["authenticated", "tests.test_security.only_staff"])
+@pytest.mark.parametrize("access", ["authenticated", "tests.test_auth.only_staff"])
 def test_page_access_is_the_sites_decision(access: str) -> None:
     client = Client()
     with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None, "PAGE_ACCESS": access}):
