@@ -86,7 +86,7 @@ def _check_keys(keys: list[Any]) -> list[CheckMessage]:
     for n, key in enumerate(keys):
         spec = key if isinstance(key, dict) else {"key": key}
         plain = isinstance(spec.get("key"), str) and spec["key"]
-        if not (plain or re.fullmatch(r"[0-9a-f]{64}", str(spec.get("key_sha256", "")))):
+        if not (plain or re.fullmatch(r"[0-9a-fA-F]{64}", str(spec.get("key_sha256", "")))):
             return [Error(
                 f"SPEECH['API_KEYS'][{n}] is neither a key nor a dict with 'key' or a hex 'key_sha256'.",
                 hint="Use 'sk-…', or {'key_sha256': sha256 hex of the key, 'name': …, 'rate': …, 'max_streams': …}.",

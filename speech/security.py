@@ -170,8 +170,9 @@ def page_token(request: HttpRequest) -> str | None:
     """A token for this visitor's page (None when the page may not use speech); starts a session."""
     if not page_allowed(request):
         return None
-    nonce = request.session.get(PAGE_SESSION_KEY) or secrets.token_urlsafe(16)
-    request.session[PAGE_SESSION_KEY] = nonce
+    nonce = request.session.get(PAGE_SESSION_KEY)
+    if not nonce:  # set once: a page view need not write the session again
+        nonce = request.session[PAGE_SESSION_KEY] = secrets.token_urlsafe(16)
     return signing.TimestampSigner(salt=PAGE_SALT).sign(nonce)
 
 

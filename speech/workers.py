@@ -36,23 +36,25 @@ class Deadlines:
         self._armed: dict[int, tuple[socket.socket, float]] = {}
         threading.Thread(target=self._run, name="speech-request-deadline", daemon=True).start()
 
-    def arm(self, sock: socket.socket) -> None:
+    def arm(self, sock: socket.socket) -> int:
+        """Start the clock; the key is the descriptor, which a TLS wrapper made later shares."""
+        key = sock.fileno()
         with self._lock:
-            self._armed[id(sock)] = (sock, time.monotonic() + self.seconds)
+            self._armed[key] = (sock, time.monotonic() + self.seconds)
+        return key
 
-    def disarm(self, sock: socket.socket) -> None:
+    def disarm(self, key: int) -> None:
         with self._lock:
-            self._armed.pop(id(sock), None)
+            self._armed.pop(key, None)
 
     def _run(self) -> None:
         while True:
             time.sleep(POLL_SECONDS)
             now = time.monotonic()
             with self._lock:
-                late = [sock for sock, deadline in self._armed.values() if deadline < now]
-                for sock in late:
-                    self._armed.pop(id(sock), None)
-            for sock in late:  # the thread blocked reading it sees the end of the stream and moves on
+                late = [key for key, (_, deadline) in self._armed.items() if deadline < now]
+                socks = [self._armed.pop(key)[0] for key in late]
+            for sock in socks:  # the thread blocked reading it sees the end of the stream and moves on
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
@@ -68,18 +70,18 @@ class RequestDeadlineWorker(ThreadWorker):
 
         def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             _buffer_body(environ)
-            self.deadlines.disarm(environ["gunicorn.socket"])
+            self.deadlines.disarm(environ["gunicorn.socket"].fileno())
             result: Iterable[bytes] = application(environ, start_response)
             return result
 
         self.wsgi = read_then_run
 
     def handle(self, conn: Any) -> Any:
-        self.deadlines.arm(conn.sock)
+        key = self.deadlines.arm(conn.sock)
         try:
             return super().handle(conn)
         finally:
-            self.deadlines.disarm(conn.sock)
+            self.deadlines.disarm(key)
 
 
 def _buffer_body(environ: dict[str, Any]) -> None:
