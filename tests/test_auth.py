@@ -14,7 +14,9 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.test import Client, RequestFactory, override_settings
 
-from speech import security
+from speech import limits, security, usage
+from speech.engines.base import SpeechRequest
+from speech.errors import Overloaded
 
 KEYED = {"API_KEYS": ["sk-host"], "RATE_LIMIT": "2/hour", "AUTH_FAILURE_LIMIT": None}
 
@@ -93,3 +95,19 @@ def test_the_readmes_key_example() -> None:
 def identify_key(key: str) -> security.Client:
     request = RequestFactory().get("/v1/models", headers={"Authorization": f"Bearer {key}"})
     return security.identify(request)
+
+
+@pytest.mark.django_db
+def test_a_replay_takes_a_global_slot_like_a_synthesis() -> None:
+    client = security.Client("key:test", "test", rate=None, max_streams=0)
+    request = RequestFactory().post("/v1/audio/speech")
+    request.auth = client  # type: ignore[attr-defined]
+    speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
+    with override_settings(SPEECH={"MAX_STREAMS": 1, "QUEUE_TIMEOUT": 0.2}):
+        release = limits.acquire_stream(client, synthesis=True)  # someone else's synthesis
+        with pytest.raises(Overloaded), usage.Track(request, speech, engine="openai", cached=True):
+            pass
+        release()
+        with usage.Track(request, speech, engine="openai", cached=True) as track:
+            assert track.release is not None
+        track.finish(200)
