@@ -38,7 +38,8 @@ import django  # noqa: E402
 django.setup()
 
 from speech import pipeline, text  # noqa: E402
-from speech.engines.piper import DEFAULT_VOICES, LocalVoice  # noqa: E402
+from speech.conf import PIPER_VOICES  # noqa: E402
+from speech.engines.piper import LocalVoice  # noqa: E402
 from speech.hangup import Cancellation  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
 from tests.support.server import Server, start_server, stop_server  # noqa: E402
@@ -343,7 +344,7 @@ def main() -> None:
         url = server.url
         pid = worker_pid(server.process.pid)
     try:
-        voice = LocalVoice.load("joe", DEFAULT_VOICES["joe"], scheduler.slots)  # the engine alone, in this process
+        voice = LocalVoice.load("joe", PIPER_VOICES["joe"], scheduler.slots)  # the engine alone, in this process
         voice.synthesize("Hello there.", 1.0, Grant(slot=0, alone=True), Cancellation())
         out = [*machine(), ""]
         if "ttfb" in sections:

@@ -6,21 +6,20 @@ import base64
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import cache as audio_cache
-from speech import schemas, security, text, usage
+from speech import cache, schemas, security, text, usage
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
-from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
+from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError, error_response, invalid_request
 from speech.hangup import Cancellation, watcher
 
 logger = logging.getLogger(__name__)
@@ -49,14 +48,14 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     security.limit_stalls(request)
     if alias := get_config()["MODELS"].get(speech.model):
         security.check_engine(security.client_of(request), local=usage.synthesises_locally(alias))
-    if (replay := audio_cache.replay(request, speech)) is not None:
+    if (replay := cache.replay(request, speech)) is not None:
         return replay
     cancel = Cancellation()
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
     with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
         stream = engine_for_model(speech.model).speak(speech, cancel)
-    stream = track.stream(audio_cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
+    stream = track.stream(cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
     return _streaming_response(request, speech, stream, cancel)
 
 
@@ -70,9 +69,8 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        speaks_as = getattr(engine, "aliases", {})
         for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": speaks_as.get(name, name)})
+            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": engine.aliases.get(name, name)})
     return {"data": voices}
 
 
@@ -122,13 +120,6 @@ def _sse(event: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
-def error_response(error: SpeechError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
-
-
 class JsonOnlyParser(Parser):
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
         content_type = request.content_type or ""
@@ -149,19 +140,6 @@ class JsonOnlyParser(Parser):
 # Handlers take ``Any``: ninja types them loosely.
 def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(exc)
-
-
-def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
-    """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
-    first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
-    param = ".".join(loc) or None
-    message = first.get("msg", "Invalid request.")
-    if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif param:
-        message = f"Invalid value for '{param}': {message}."
-    return InvalidRequest(message, param=param, code=first.get("type"))
 
 
 def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:

@@ -25,7 +25,7 @@ from django.http.response import HttpResponseBase
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.hangup import Cancellation
-from speech.limits import cache
+from speech.limits import shared_cache
 from speech.security import client_of
 from speech.usage import Track, client_gone, close
 
@@ -71,8 +71,8 @@ def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | No
         return None
     key = entry_key(speech, client_of(request).scope)
     try:
-        meta: dict[str, Any] | None = cache().get(key)
-        if meta is None or not cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
+        meta: dict[str, Any] | None = shared_cache().get(key)
+        if meta is None or not shared_cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
             return None
         _touch(key, meta)
     except Exception:  # the cache is an optimisation: when it is down, synthesise
@@ -122,10 +122,10 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
 
 def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[bytes]:
     for index in range(first // PART, last // PART + 1):
-        data: bytes | None = cache().get(_part(key, meta["nonce"], index))
+        data: bytes | None = shared_cache().get(_part(key, meta["nonce"], index))
         if data is None:  # evicted by the cache backend under us: the client sees a short body
             logger.warning("audio cache part %s of %s is gone", index, key)
-            cache().delete(key)
+            shared_cache().delete(key)
             return
         offset = index * PART
         yield data[max(0, first - offset) : last - offset + 1]
@@ -141,7 +141,7 @@ def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cance
 
 
 def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[bytes]:
-    store, limit, nonce = cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
+    store, limit, nonce = shared_cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
     pending, parts, size, storing, complete = bytearray(), 0, 0, True, False
     try:
         for chunk in stream.chunks:
@@ -176,7 +176,7 @@ def _safely(action: Callable[..., object], *args: object) -> bool:
 
 
 def _publish(key: str, meta: dict[str, Any]) -> None:
-    store = cache()
+    store = shared_cache()
     old: dict[str, Any] | None = store.get(key)
     store.set(key, meta, TIMEOUT)
     if old and old["nonce"] != meta["nonce"]:
@@ -203,7 +203,7 @@ def _touch(key: str, meta: dict[str, Any]) -> None:
 
 def _drop(key: str, meta: dict[str, Any], keep_meta: bool = False) -> None:
     keys = [_part(key, meta["nonce"], index) for index in range(meta["parts"])]
-    cache().delete_many(keys if keep_meta else [key, *keys])
+    shared_cache().delete_many(keys if keep_meta else [key, *keys])
 
 
 class _locked:
@@ -213,15 +213,15 @@ class _locked:
 
     def __enter__(self) -> dict[str, int] | None:
         deadline = time.monotonic() + 1.0
-        while not cache().add(LOCK, 1, 5):
+        while not shared_cache().add(LOCK, 1, 5):
             if time.monotonic() > deadline:
                 self.index = None
                 return None
             time.sleep(0.01)
-        self.index = cache().get(INDEX) or {}
+        self.index = shared_cache().get(INDEX) or {}
         return self.index
 
     def __exit__(self, *exc: object) -> None:
         if self.index is not None:
-            cache().set(INDEX, self.index, TIMEOUT)
-            cache().delete(LOCK)
+            shared_cache().set(INDEX, self.index, TIMEOUT)
+            shared_cache().delete(LOCK)

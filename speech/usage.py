@@ -9,11 +9,10 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 
 from speech import limits
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
 from speech.hangup import peer_closed
 from speech.security import Client, client_of
@@ -123,5 +122,4 @@ def record(track: Track, status: int) -> None:
 
 
 def synthesises_locally(alias: str) -> bool:
-    spec = get_config()["ENGINES"].get(alias, {})
-    return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False
+    return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally

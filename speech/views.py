@@ -6,8 +6,8 @@ from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
 from speech import limits, schemas, security
-from speech.api import create_speech, error_response, invalid_request
-from speech.errors import NotFound, SpeechError
+from speech.api import create_speech
+from speech.errors import NotFound, SpeechError, error_response, invalid_request
 
 
 def api_not_found(request: HttpRequest) -> JsonResponse:

@@ -33,10 +33,10 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from speech.audio import CONTENT_TYPES
-from speech.conf import OPENAI_VOICES
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
 from speech.hangup import Cancellation
+from speech.schemas import OPENAI_VOICES
 from speech.text import normalize, sentences
 
 logger = logging.getLogger(__name__)
@@ -47,21 +47,22 @@ _Opened = tuple[requests.Response, Iterator[bytes]]
 # What a speech response may be labelled; anything else (text/html from a proxy's error page) is not audio.
 _AUDIO_TYPES = ("audio/", "application/octet-stream", "text/event-stream")
 _UPSTREAM_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, SpeechError)
+OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     def __init__(
         self,
         alias: str,
         api_key: str,
-        base_url: str = "https://api.openai.com/v1",
+        base_url: str = OPENAI_URL,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         pool_size: int = 256,
         max_chars: int = 4096,
         voices: list[str] | None = None,
     ) -> None:
-        self.alias = alias
+        super().__init__(alias)
         self.max_chars = max_chars
         self._key = api_key
         self._url = base_url.rstrip("/") + "/audio/speech"

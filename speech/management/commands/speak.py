@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from speech import client
+from speech import audio, client
 
 
 class ProgressLine:
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default: 1.0).")
         parser.add_argument(
             "--format",
-            choices=client.FORMATS,
+            choices=audio.FORMATS,
             help="Response format (default: from --out's suffix, else pcm).",
         )
         parser.add_argument("--out", help="Write the audio to this file instead of playing it.")
