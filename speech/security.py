@@ -124,7 +124,7 @@ def _key_client(authorization: str, keys: list[ApiKey], address: str) -> Client:
     config = get_config()
     return Client(
         id=f"key:{found.name}",
-        scope=found.name,
+        scope=f"key:{found.name}",  # never "public", whatever the key's name
         rate=found.limits.get("rate", config["RATE_LIMIT"]),
         max_streams=found.limits.get("max_streams", config["MAX_STREAMS_PER_CLIENT"]),
     )
