@@ -28,6 +28,7 @@ from django.utils.module_loading import import_string
 
 from speech import limits
 from speech.conf import get_config
+from speech.engines.base import get_engine
 from speech.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 EXPOSED = "X-Speech-Engine, X-Speech-Cache, Retry-After, Content-Range, Accept-Ranges"
@@ -205,9 +206,10 @@ def _signed_in(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_authenticated)
 
 
-def check_engine(client: Client, local: bool) -> None:
+def check_engine(client: Client, model: str) -> None:
     """Anonymous page visitors never spend the site's upstream money unless the site says so."""
-    if not local and not client.upstream:
+    alias = get_config()["MODELS"].get(model)
+    if alias in get_config()["ENGINES"] and not get_engine(alias).synthesises_locally and not client.upstream:
         raise PermissionDenied(
             "This model is served by a paid upstream engine, which anonymous visitors may not use. "
             "Use the 'piper' model, or sign in.",

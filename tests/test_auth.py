@@ -100,14 +100,12 @@ def identify_key(key: str) -> security.Client:
 @pytest.mark.django_db
 def test_a_replay_takes_a_global_slot_like_a_synthesis() -> None:
     client = security.Client("key:test", "test", rate=None, max_streams=0)
-    request = RequestFactory().post("/v1/audio/speech")
-    request.auth = client  # type: ignore[attr-defined]
     speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
     with override_settings(SPEECH={"MAX_STREAMS": 1, "QUEUE_TIMEOUT": 0.2}):
         release = limits.acquire_stream(client, synthesis=True)  # someone else's synthesis
-        with pytest.raises(Overloaded), usage.Track(request, speech, engine="openai", cached=True):
+        with pytest.raises(Overloaded), usage.Track(client, speech, engine="openai", cached=True):
             pass
         release()
-        with usage.Track(request, speech, engine="openai", cached=True) as track:
+        with usage.Track(client, speech, engine="openai", cached=True) as track:
             assert track.release is not None
         track.finish(200)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from speech.cache import entry_key
+from speech.audio_cache import entry_key
 from speech.engines.base import SpeechRequest
 from tests.support.server import Server, start_server, stop_server
 
