@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     # Bearer keys that API clients must send; empty means the API is open. Each is a string, or a dict
     # {"key" or "key_sha256": ..., "name": ..., "rate": "600/minute", "max_streams": 16}.
     "API_KEYS": [],
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; [] = trust none.
+    "TRUSTED_PROXIES": [],
     # Who may use the site's own page without a key: "anyone", "authenticated", or the dotted path of
     # a function(request) -> bool. The page's token expires after PAGE_TOKEN_MAX_AGE seconds.
     "PAGE_ACCESS": "anyone",
@@ -64,6 +66,15 @@ DEFAULTS: dict[str, Any] = {
     ),
     # Write a usage record (speech.models.Usage) for every synthesis.
     "RECORD_USAGE": True,
+    # The voice store: a folder of piper .onnx + .onnx.json pairs (manage.py voices install); None: none.
+    "VOICES_DIR": None,
+    # Voice name -> installed voice, e.g. {"nova": "de_DE-thorsten-medium"}. Unnamed OpenAI voices are
+    # spread over the installed voices of the site's LANGUAGE_CODE.
+    "VOICE_ALIASES": {},
+    # Piper voices kept loaded at once (each costs its sessions' memory); the least recently used is dropped.
+    "MAX_LOADED_VOICES": 4,
+    # Voices loaded and warmed at start; None: the voices OpenAI's names speak as (up to MAX_LOADED_VOICES).
+    "WARM_VOICES": None,
 }
 
 

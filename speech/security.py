@@ -26,7 +26,7 @@ from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
-from speech import limits
+from speech import limits, proxies
 from speech.conf import get_config
 from speech.engines.base import get_engine
 from speech.errors import AuthenticationFailed, PermissionDenied, RateLimited
@@ -64,8 +64,11 @@ def client_of(request: HttpRequest) -> Client:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's network identity: every limit, cap and record keyed by address comes from here."""
-    return f"ip:{request.META.get('REMOTE_ADDR', '')}"
+    """The caller's network identity (every limit, cap and record keyed by address comes from here): the
+    socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+    meta = request.META
+    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
+    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
 
 
 def authenticate(request: HttpRequest) -> Client:

@@ -15,7 +15,7 @@ from speech.security import page_token
 
 register = template.Library()
 
-MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule")
+MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule", "voices")
 JSON_IN_HTML = str.maketrans({"<": "\\u003C", ">": "\\u003E", "&": "\\u0026"})
 
 
