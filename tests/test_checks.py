@@ -113,7 +113,7 @@ def test_a_malformed_rate_limit_is_an_error_with_a_hint(settings: Any) -> None:
 
 def test_malformed_keys_and_key_rates_are_errors(settings: Any) -> None:
     settings.SPEECH = {"API_KEYS": ["sk-ok", {"key_sha256": "not-hex", "name": "x"}]}
-    assert "SPEECH['API_KEYS'][1]" in by_id(check_settings())["speech.E008"].msg
+    assert "SPEECH['API_KEYS'][1]" in by_id(check_settings())["speech.E010"].msg
     settings.SPEECH = {"API_KEYS": [{"key": "sk-ok", "rate": "often"}]}
     assert "often" in by_id(check_settings())["speech.E007"].msg
 
