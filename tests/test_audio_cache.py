@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -115,12 +116,19 @@ def cached_after(cut_short: bool) -> bool:
             cancel.cancel()
 
     stream = SpeechStream(chunks=chunks(), content_type="audio/mpeg", engine="piper")
-    key = audio_cache.entry_key(speech)
+    key = audio_cache.entry_key(speech, "public")
     assert key is not None
     assert b"".join(audio_cache.tee(key, stream, cancel).chunks) == b"\xff\xf3" * 500
-    return audio_cache.replay(speech) is not None
+    return audio_cache.replay(speech, "public") is not None
 
 
 @pytest.mark.parametrize(("cut_short", "kept"), [(False, True), (True, False)])
 def test_only_complete_streams_are_cached(settings: object, cut_short: bool, kept: bool) -> None:
     assert cached_after(cut_short) is kept
+
+
+def test_entries_are_per_tenant_unless_the_cache_is_shared(settings: Any) -> None:
+    speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
+    assert audio_cache.entry_key(speech, "key:a") != audio_cache.entry_key(speech, "public")
+    settings.SPEECH = {"CACHE_SHARED": True}
+    assert audio_cache.entry_key(speech, "key:a") == audio_cache.entry_key(speech, "public")
