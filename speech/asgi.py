@@ -26,8 +26,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from asgiref.sync import async_to_sync
 from django.db import connections
 
-from speech.cancellation import Cancellation, ClientClosed, close
+from speech.cancellation import Cancellation, close
 from speech.engines.base import SpeechStream
+from speech.errors import ClientClosed
 
 HANDOVER = 8  # chunks on their way to the event loop, at most
 # Engines start here while the view's thread waits cancellably; a proxied stream may wait seconds.

@@ -3,7 +3,8 @@
 ``Cancellation`` is set once (by a hang-up watcher, or by a stream cut short) and runs its callbacks
 at that moment (abort an ONNX run, shut an upstream socket). Code that waits or works for the
 listener raises ``Cancelled`` to unwind; an engine asked to start for a listener already gone
-raises ``ClientClosed`` (HTTP 499, the status usage records keep for hang-ups).
+raises ``errors.ClientClosed`` (HTTP 499, the status usage records keep for hang-ups).
+This module needs no Django: ``speech.client`` uses ``close`` outside any site.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 
-from speech.errors import ClientClosed
-
-__all__ = ["Cancellation", "Cancelled", "ClientClosed", "close"]
+__all__ = ["Cancellation", "Cancelled", "close"]
 
 
 class Cancelled(Exception):

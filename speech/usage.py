@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from speech import limits
-from speech.cancellation import Cancellation, ClientClosed, close
+from speech.cancellation import Cancellation, close
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
-from speech.errors import SpeechError
+from speech.errors import ClientClosed, SpeechError
 from speech.security import Client
 
 logger = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from speech.audio import CONTENT_TYPES
-from speech.cancellation import Cancellation, Cancelled, ClientClosed
+from speech.cancellation import Cancellation, Cancelled
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
-from speech.errors import InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
+from speech.errors import ClientClosed, InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
 from speech.schemas import OPENAI_VOICES
 from speech.text import normalize, sentences
 
