@@ -34,7 +34,7 @@ PART = 64 * 1024
 TIMEOUT = 7 * 86400  # parts of entries lost in a crash expire
 INDEX = "speech:audio:index"
 LOCK = "speech:audio:lock"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # longer numbers: not a range we can serve, ignored
 
 
 def enabled(engine: str | None) -> bool:
@@ -130,7 +130,7 @@ def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[byt
 
 def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
     """Pass the stream through, storing it as it goes; a no-op when this stream is not cacheable."""
-    if speech.stream_format != "audio" or stream.sse or not enabled(stream.engine):
+    if speech.stream_format != "audio" or stream.sse or not stream.cacheable or not enabled(stream.engine):
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
     return replace(stream, chunks=_store(request, entry_key(speech), stream, cancel), headers=headers)

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
@@ -17,7 +18,7 @@ from speech.limits import parse_rate
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
 GZIP = "django.middleware.gzip.GZipMiddleware"
-CORS = "speech.security.CorsMiddleware"
+CORS = "corsheaders.middleware.CorsMiddleware"
 
 
 @register()
@@ -47,12 +48,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint="Remove GZipMiddleware from MIDDLEWARE and let the front proxy compress text responses only.",
             id="speech.W001",
         ))  # fmt: skip
-    if config["CORS_ORIGINS"] and CORS not in middleware:
-        messages.append(Error(
-            "SPEECH['CORS_ORIGINS'] is set but speech.security.CorsMiddleware is not in MIDDLEWARE.",
-            hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
-            id="speech.E006",
-        ))  # fmt: skip
+    if config["CORS_ORIGINS"]:
+        messages += _check_cors(middleware)
     if config["RATE_LIMIT"]:
         try:
             parse_rate(config["RATE_LIMIT"])
@@ -61,6 +58,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
             )
     return messages
+
+
+def _check_cors(middleware: list[str]) -> list[CheckMessage]:
+    if CORS not in middleware or not apps.is_installed("corsheaders"):
+        return [Error(
+            "SPEECH['CORS_ORIGINS'] is set but django-cors-headers is not installed in this site.",
+            hint=f"pip install django-cors-headers; add 'corsheaders' to INSTALLED_APPS and '{CORS}' to "
+            "MIDDLEWARE, before CommonMiddleware.",
+            id="speech.E006",
+        )]  # fmt: skip
+    from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS
+
+    site_allows = {name.lower() for name in getattr(settings, "CORS_ALLOW_HEADERS", ())}
+    site_exposes = {name.lower() for name in getattr(settings, "CORS_EXPOSE_HEADERS", ())}
+    missing = [name for name in ALLOW_HEADERS if name not in site_allows]
+    missing += [name for name in EXPOSE_HEADERS if name not in site_exposes]
+    if missing:
+        return [Warning(
+            f"Browser clients of the speech API need CORS headers this site does not list: {', '.join(missing)}.",
+            hint="from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS; set CORS_ALLOW_HEADERS and "
+            "CORS_EXPOSE_HEADERS to include them.",
+            id="speech.W004",
+        )]  # fmt: skip
+    return []
 
 
 def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_AUDIO": True,
     "CACHE_MAX_BYTES": 256 * 1024 * 1024,
     "CACHE_MAX_ENTRY_BYTES": 16 * 1024 * 1024,
-    # Origins allowed to call /v1/* from a browser (needs speech.security.CorsMiddleware); [] = same origin only.
+    # Origins allowed to call /v1/* from a browser (through django-cors-headers); [] = same origin only.
     "CORS_ORIGINS": [],
     # Content-Security-Policy that speech.security.ContentSecurityPolicyMiddleware sets on HTML pages.
     "CSP": (

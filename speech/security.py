@@ -1,4 +1,4 @@
-"""Who may call /v1/*: bearer keys for API clients, the site's own pages through CSRF; CORS and CSP.
+"""Who may call /v1/*: bearer keys for API clients, the site's own pages through CSRF; CSP.
 
 ``authenticate`` is the API's ninja ``auth`` callable. It returns the client's identity (used for
 rate limits, stream caps and usage records) or raises ``AuthenticationFailed`` (401, OpenAI-shaped).
@@ -15,14 +15,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
-from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
 
 from speech import limits
 from speech.conf import get_config
 from speech.errors import AuthenticationFailed
-
-EXPOSED = "X-Speech-Engine, X-Speech-Cache, Retry-After, Content-Range, Accept-Ranges"
 
 
 def authenticate(request: HttpRequest) -> str:
@@ -31,7 +27,7 @@ def authenticate(request: HttpRequest) -> str:
     return client
 
 
-def address(request: HttpRequest) -> str:
+def address_identity(request: HttpRequest) -> str:
     """The identity of a client known only by its address."""
     return f"ip:{request.META.get('REMOTE_ADDR', '')}"
 
@@ -39,7 +35,7 @@ def address(request: HttpRequest) -> str:
 def identify(request: HttpRequest) -> str:
     keys: list[str] = get_config()["API_KEYS"]
     if not keys:
-        return address(request)
+        return address_identity(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         if any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
@@ -48,7 +44,7 @@ def identify(request: HttpRequest) -> str:
             "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
     if same_site_page(request):
-        return address(request)
+        return address_identity(request)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",
@@ -70,38 +66,6 @@ def same_site_page(request: HttpRequest) -> bool:
 
 def _no_response(request: HttpRequest) -> HttpResponse:
     raise AssertionError("only used for its checks")
-
-
-def _is_speech(request: HttpRequest) -> bool:
-    try:
-        return "speech" in resolve(request.path_info).namespaces
-    except Resolver404:
-        return False
-
-
-class CorsMiddleware:
-    """Cross-origin access to the speech API for the origins in ``SPEECH["CORS_ORIGINS"]`` only."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        origin = request.headers.get("Origin")
-        allowed: list[str] = get_config()["CORS_ORIGINS"]
-        if not origin or not (origin in allowed or "*" in allowed) or not _is_speech(request):
-            return self.get_response(request)
-        response: HttpResponseBase
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = HttpResponse(status=204)
-            response["Access-Control-Allow-Methods"] = "GET, POST"
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Range"
-            response["Access-Control-Max-Age"] = "600"
-        else:
-            response = self.get_response(request)
-            response["Access-Control-Expose-Headers"] = EXPOSED
-        response["Access-Control-Allow-Origin"] = origin
-        patch_vary_headers(response, ["Origin"])
-        return response
 
 
 class ContentSecurityPolicyMiddleware:

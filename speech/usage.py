@@ -10,7 +10,7 @@ from types import TracebackType
 
 from django.http import HttpRequest
 
-from speech import limits, security
+from speech import limits, requestid, security
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
@@ -37,11 +37,12 @@ class Track:
     ttfb: float | None = None
     cached: bool = False
     release: limits.Release | None = None
+    request_id: str = field(default_factory=requestid.current)
 
     @property
     def client(self) -> str:
         """Who authenticate() said this is; the address for views that call the API directly."""
-        return str(getattr(self.request, "auth", None) or security.address(self.request))
+        return str(getattr(self.request, "auth", None) or security.address_identity(self.request))
 
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
@@ -113,6 +114,7 @@ def record(track: Track, status: int) -> None:
             cached=track.cached,
             ttfb_ms=None if track.ttfb is None else track.ttfb * 1000,
             duration_ms=(time.monotonic() - track.started) * 1000,
+            request_id=track.request_id,
         )
     except Exception:  # a usage record must never break a stream
         logger.exception("could not write a usage record")

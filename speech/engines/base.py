@@ -38,6 +38,9 @@ class SpeechStream:
     # True when ``chunks`` are already server-sent events (an upstream relaying its own SSE).
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # False when a cut stream would end like a complete one (an upstream body with neither length nor
+    # chunks): such a stream is never cached.
+    cacheable: bool = True
 
 
 class Engine(abc.ABC):
