@@ -216,7 +216,7 @@ class OpenAIEngine(Engine):
             message = f"The upstream speech service '{self.alias}' refused the request."
         return InvalidRequest(
             self._scrub(message)[:MAX_MESSAGE],
-            param=param if param in SpeechBody.model_fields else None,
+            param=param if isinstance(param, str) and param in SpeechBody.model_fields else None,
             code=code if isinstance(code, str) and _CODE.fullmatch(code) and self._scrub(code) == code else None,
             status=response.status_code,
         )
