@@ -42,7 +42,7 @@ from speech.conf import PIPER_VOICES  # noqa: E402
 from speech.engines.piper import LocalVoice  # noqa: E402
 from speech.hangup import Cancellation  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.conftest import Server, start_server, stop_server  # noqa: E402
+from tests.support.server import Server, start_server, stop_server  # noqa: E402
 
 LENGTHS = (20, 300, 1000, 4000)
 FORMATS = ("mp3", "opus", "pcm")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from speech import audio, client
-from tests.audio_check import duration
-from tests.conftest import Server
+from tests.support.audio_check import duration
+from tests.support.server import Server
 
 TEXT = " ".join(
     [

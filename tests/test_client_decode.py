@@ -11,7 +11,7 @@ import av
 import pytest
 
 from speech import audio, client
-from tests.conftest import FIXTURES, ROOT
+from tests.support.server import FIXTURES, ROOT
 
 # mp3 pads the end of the stream with up to one frame of the encoder's silence; only a seekable
 # file lets FFmpeg trim it (it reads the padding from the end). Nothing else may differ.

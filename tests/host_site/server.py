@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, Server, free_port, stop_server
 from tests.host_site.install import build_wheel, venv_with
+from tests.support.server import ROOT, Server, free_port, stop_server
 
 PREFIX = "/site"
 KEY = "host-key"

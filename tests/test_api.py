@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.audio_check import duration
-from tests.conftest import Server
+from tests.support.audio_check import duration
+from tests.support.server import Server
 
 SHORT = "Hello there. This starts playing at once."
 LONG = " ".join(

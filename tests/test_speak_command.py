@@ -16,8 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from speech import audio, client
-from tests.audio_check import duration
-from tests.conftest import ROOT, Server
+from tests.support.audio_check import duration
+from tests.support.server import ROOT, Server
 from tests.test_client import TEXT, FakeOutput
 
 SHORT = "Hello there. This is the speak command."

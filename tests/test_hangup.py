@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.conftest import Server
+from tests.support.server import Server
 
 LONG = " ".join(f"This is sentence number {n}, and it is here to keep the voice busy for a while." for n in range(45))
 
