@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.conftest import Server, start_server, stop_server
 from tests.e2e.conftest import artifact
-from tests.e2e.player import poll
+from tests.support.player import poll
+from tests.support.server import Server, start_server, stop_server
 
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE / "npm" / "node_modules"
