@@ -4,48 +4,23 @@ browser mode and kvsur's openai-speech-stream-player, both installed from npm (t
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 
 from tests.e2e.conftest import artifact
+from tests.support.other_site import serve
 from tests.support.player import poll
 from tests.support.server import Server, start_server, stop_server
 
-HERE = Path(__file__).resolve().parent
-NODE_MODULES = HERE / "npm" / "node_modules"
 KEY = "sk-browser-clients-0123"
-
-
-class _OtherSite(SimpleHTTPRequestHandler):
-    """The page at /, the npm packages under /npm/."""
-
-    extensions_map = {".mjs": "text/javascript", ".js": "text/javascript", ".html": "text/html"}
-
-    def translate_path(self, path: str) -> str:
-        path = path.split("?")[0]
-        if path == "/":
-            return str(HERE / "other_site.html")
-        if path.startswith("/npm/"):
-            return str(NODE_MODULES / path.removeprefix("/npm/"))
-        return str(HERE / "missing")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def other_site() -> Iterator[int]:
-    if not (NODE_MODULES / "openai").is_dir():
-        pytest.fail("npm packages missing: run `make npm` (installs tests/e2e/npm from its lock file)")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_OtherSite))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve()
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
