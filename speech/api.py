@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import math
-from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import cache, schemas, security, text, usage
+from speech import schemas, security, text
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
+from speech.engines.base import SpeechRequest, get_engine
 from speech.errors import InvalidRequest, NotFound, SpeechError, error_response, invalid_request
-from speech.hangup import Cancellation, watcher
+from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +40,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
         )
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
-    speech = SpeechRequest(**body.dict())
-    if (replay := cache.replay(request, speech)) is not None:
-        return replay
-    cancel = Cancellation()
-    # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
-    # upstream may take seconds to send its first byte.
-    with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
-        stream = engine_for_model(speech.model).speak(speech, cancel)
-    stream = track.stream(cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
-    return _streaming_response(request, speech, stream, cancel)
+    return speech_response(request, SpeechRequest(**body.dict()))
 
 
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")
@@ -77,46 +65,6 @@ def retrieve_model(request: HttpRequest, model: str) -> dict[str, Any]:
     if model not in models:
         raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
     return {"id": model, "owned_by": models[model]}
-
-
-def _streaming_response(
-    request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation
-) -> StreamingHttpResponse:
-    chunks = stream.chunks
-    content_type = stream.content_type
-    if speech.stream_format == "sse" and not stream.sse:
-        chunks = _sse_events(chunks, speech)
-    if speech.stream_format == "sse":
-        content_type = "text/event-stream"
-    response = StreamingHttpResponse(
-        _watched(chunks, request.META.get("gunicorn.socket"), cancel), content_type=content_type
-    )
-    for name, value in stream.headers.items():
-        response[name] = value
-    response["Cache-Control"] = "no-store"
-    response["X-Accel-Buffering"] = "no"
-    response["X-Speech-Engine"] = stream.engine
-    return response
-
-
-def _watched(chunks: Iterator[bytes], sock: Any, cancel: Cancellation) -> Iterator[bytes]:
-    with watcher.watch(sock, cancel):
-        yield from chunks
-
-
-def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest) -> Iterator[bytes]:
-    sent = 0
-    for chunk in chunks:
-        sent += len(chunk)
-        yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
-    input_tokens = math.ceil(len(speech.input) / 4)
-    output_tokens = math.ceil(sent / 1000)
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    yield _sse({"type": "speech.audio.done", "usage": usage})
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event)}\n\n".encode()
 
 
 class JsonOnlyParser(Parser):

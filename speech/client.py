@@ -19,6 +19,7 @@ import av
 import requests
 
 from speech import audio
+from speech.cancellation import close
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 # Audio held before the sound card starts, and the most it buffers: absorbs network jitter.
@@ -106,13 +107,7 @@ def decode(chunks: Iterable[bytes], fmt: str) -> Generator[bytes]:
     except _Interrupted:
         raise KeyboardInterrupt from None
     finally:
-        _close(chunks)
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
+        close(chunks)
 
 
 def stream(text: str, **options: Any) -> Generator[bytes]:
@@ -252,7 +247,7 @@ def play_pcm(frames: Iterator[bytes], output: Any = None, progress: Progress | N
         raise
     finally:
         output.close()
-        _close(frames)
+        close(frames)
 
 
 def play(text: str, *, output: Any = None, progress: Progress | None = None, **options: Any) -> float:
@@ -283,7 +278,7 @@ def write(chunks: Iterable[bytes], path: str | Path, fmt: str, progress: Progres
                 if progress:
                     progress(total, total)
         finally:
-            _close(chunks)
+            close(chunks)
     return total
 
 

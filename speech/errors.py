@@ -54,6 +54,10 @@ class MethodNotAllowed(SpeechError):
     status = 405
 
 
+class RangeNotSatisfiable(SpeechError):
+    status = 416
+
+
 class RateLimited(SpeechError):
     status = 429
     type = "rate_limit_error"
@@ -68,6 +72,12 @@ class UpstreamError(SpeechError):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+
+
+class ClientClosed(SpeechError):
+    """The client hung up before it got an answer (nginx's 499): nobody reads this, usage records keep it."""
+
+    status = 499
 
 
 class Overloaded(SpeechError):

@@ -43,7 +43,7 @@ def speech_stream(request: HttpRequest) -> HttpResponseBase:
             raise AuthenticationFailed("This stream URL needs the token of the page that made it.", code="bad_token")
         if request.headers.get("Sec-Fetch-Site") == "cross-site":
             raise AuthenticationFailed("This stream URL is not for use from other sites.", code="cross_site")
-        limits.check_rate(security.address_identity(request))
+        limits.check_rate(security.address(request))
         params = {key: value for key, value in request.GET.items() if key != "token"}
         try:
             body = schemas.SpeechBody.model_validate(params, strict=False)

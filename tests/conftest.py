@@ -1,4 +1,4 @@
-"""Fixtures that run the product the way users do: a real gunicorn server on a free port."""
+"""Fixtures that run the product the way users do: a real server (gunicorn, or an ASGI one) on a free port."""
 
 from __future__ import annotations
 
@@ -7,24 +7,43 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import Server, start_server, stop_server
+from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Server]]:
+    """One shared server of each kind, started when a test first asks for it, stopped at the end."""
+    started: dict[str, Server] = {}
+
+    def get(kind: str) -> Server:
+        if kind not in started:
+            started[kind] = start_server(tmp_path_factory.mktemp(kind), kind=kind)
+        return started[kind]
+
+    yield get
+    for srv in started.values():
+        stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def server(servers: Callable[[str], Server]) -> Server:
     """The site as `make run` serves it (gunicorn, gthread, warm-up hook), on a free port."""
-    srv = start_server(tmp_path_factory.mktemp("server"))
-    yield srv
-    stop_server(srv)
+    return servers("gunicorn")
+
+
+@pytest.fixture(params=STREAMING_SERVERS)
+def each_server(request: pytest.FixtureRequest, servers: Callable[[str], Server]) -> Server:
+    """The site under each server the streaming tests cover (WSGI: gunicorn; ASGI: uvicorn)."""
+    return servers(request.param)
 
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a server with extra environment; stopped after the test."""
+    """Start a server (``kind=`` gunicorn, uvicorn or daphne) with extra environment; stopped after the test."""
     started: list[Server] = []
 
-    def make(**env: str) -> Server:
-        srv = start_server(tmp_path, env)
+    def make(kind: str = "gunicorn", **env: str) -> Server:
+        srv = start_server(tmp_path, env, kind)
         started.append(srv)
         return srv
 

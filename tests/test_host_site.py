@@ -15,8 +15,8 @@ from tests.support.server import ROOT, Server
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with host_site(tmp_path_factory.mktemp("host")) as server:
-        yield server
+    with host_site(tmp_path_factory.mktemp("host")) as servers:
+        yield servers["gunicorn"]
 
 
 def test_the_api_under_the_prefix(host: Server) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from speech.cancellation import Cancellation, Cancelled
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant
+from speech.scheduler import Grant
 from speech.schemas import OPENAI_VOICES
 
 LONG_SENTENCE = (

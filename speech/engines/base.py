@@ -12,9 +12,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from speech.cancellation import Cancellation
 from speech.conf import get_config
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class SpeechStream:
     # True when ``chunks`` are already server-sent events (an upstream relaying its own SSE).
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200  # 206 for a replayed range
     # False when a cut stream would end like a complete one (an upstream body with neither length nor
     # chunks): such a stream is never cached.
     cacheable: bool = True

@@ -37,9 +37,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from speech.audio import CONTENT_TYPES
+from speech.cancellation import Cancellation, Cancelled, ClientClosed
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
-from speech.hangup import Cancellation
 from speech.schemas import OPENAI_VOICES, SpeechBody
 from speech.text import normalize, sentences
 
@@ -95,9 +95,9 @@ class OpenAIEngine(Engine):
         first = self._open_later(request, parts[0], stream_format)
         try:
             response, chunks = _result(first, cancel)
-        except _Cancelled:
+        except Cancelled:
             _discard(first)
-            raise SpeechError("The client closed the connection.", status=499, code="client_closed_request") from None
+            raise ClientClosed("The client closed the connection.", code="client_closed_request") from None
         content_type = response.headers.get("Content-Type") or CONTENT_TYPES[request.response_format]
         return SpeechStream(
             chunks=self._stream(request, parts, (response, chunks), cancel),
@@ -254,16 +254,12 @@ class OpenAIEngine(Engine):
                 return
             logger.warning("upstream %r stream broke off after %d bytes: %s", self.alias, sent, error)
             raise UpstreamError(f"The upstream speech service '{self.alias}' broke off mid-stream.") from None
-        except _Cancelled:
+        except Cancelled:
             return
         finally:
             response.close()
             if pending is not None:
                 _discard(pending)
-
-
-class _Cancelled(Exception):
-    pass
 
 
 def _retry_after(value: str) -> dict[str, str]:
@@ -298,13 +294,13 @@ def _hang_up(response: requests.Response) -> None:
 
 
 def _result(future: Future[_Opened], cancel: Cancellation) -> _Opened:
-    """The prefetched part, or ``_Cancelled`` as soon as the listener hangs up while we wait."""
+    """The prefetched part, or ``Cancelled`` as soon as the listener hangs up while we wait."""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     with cancel.on_cancel(done.set):
         done.wait()
     if cancel.cancelled:
-        raise _Cancelled
+        raise Cancelled
     return future.result()
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from speech import audio, pipeline
+from speech.cancellation import Cancellation, Cancelled
 from speech.conf import PIPER_VOICES
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant, scheduler
+from speech.scheduler import Grant, scheduler
 from speech.schemas import OPENAI_VOICES
 
 try:

@@ -1,4 +1,4 @@
-"""The harness that runs the product the way users do: a real gunicorn server on a free port."""
+"""The harness that runs the product the way users do: a real server (gunicorn, or an ASGI one) on a free port."""
 
 from __future__ import annotations
 
@@ -27,11 +27,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# How each server is started; HOST and PORT come from the environment, as for `make run`.
+SERVERS = {
+    "gunicorn": ["-m", "gunicorn", "-c", "gunicorn.conf.py"],
+    "uvicorn": ["-m", "uvicorn", "ttsproject.asgi:application", "--host", "{HOST}", "--port", "{PORT}",
+                "--timeout-graceful-shutdown", "5"],
+    "daphne": ["-m", "daphne", "-b", "{HOST}", "-p", "{PORT}", "ttsproject.asgi:application"],
+    "hypercorn": ["-m", "hypercorn", "-b", "{HOST}:{PORT}", "ttsproject.asgi:application"],
+}  # fmt: skip
+# The servers the streaming tests run against: WSGI's default and the ASGI one most sites use.
+STREAMING_SERVERS = ["gunicorn", "uvicorn"]
+
+
 class Server:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path, kind: str = "gunicorn") -> None:
         self.url = url
         self.process = process
         self.log = log
+        self.kind = kind
 
     def post_speech(self, stream: bool = True, **body: object) -> requests.Response:
         payload = {"model": "piper", "voice": "alloy", **body}
@@ -41,10 +54,10 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
-    """Start gunicorn as `make run` does: migrated database, collected static files, warm voice."""
+def start_server(tmp_path: Path, env: dict[str, str] | None = None, kind: str = "gunicorn") -> Server:
+    """Start a server as `make run` does: migrated database, collected static files, warm voice."""
     port = free_port()
-    log = tmp_path / f"gunicorn-{port}.log"
+    log = tmp_path / f"{kind}-{port}.log"
     full_env = {
         **{name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"},
         "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
@@ -67,7 +80,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=full_env, check=True
         )
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        [sys.executable, *(arg.format(**full_env) for arg in SERVERS[kind])],
         cwd=ROOT,
         env=full_env,
         stdout=log.open("wb"),
@@ -78,15 +91,15 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
+            raise RuntimeError(f"{kind} exited:\n{log.read_text()}")
         try:
             if requests.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):  # 401: keys required
-                return Server(url, process, log)
+                return Server(url, process, log, kind)
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    stop_server(Server(url, process, log))
-    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
+    stop_server(Server(url, process, log, kind))
+    raise RuntimeError(f"{kind} did not start:\n{log.read_text()}")
 
 
 def stop_server(server: Server) -> None:

@@ -100,9 +100,9 @@ class Command(BaseCommand):
                 base_url=options["server"],
                 api_key=options["api_key"],
             )
+        from speech.cancellation import Cancellation
         from speech.engines.base import SpeechRequest, get_engine
         from speech.errors import SpeechError
-        from speech.hangup import Cancellation
 
         request = SpeechRequest(
             model="piper", input=text, voice=options["voice"], response_format=fmt, speed=options["speed"]
