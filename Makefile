@@ -9,7 +9,7 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-dev browsers services lint bench
+.PHONY: run test install install-dev browsers services npm lint bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -53,7 +53,15 @@ services:
 	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql >/dev/null; }
 
-test: install-dev browsers services
+# Browser clients the e2e tests run (the official openai SDK, kvsur's player), pinned by the lock file.
+NPM_STAMP := tests/e2e/npm/node_modules/.package-lock.json
+npm: $(NPM_STAMP)
+$(NPM_STAMP): tests/e2e/npm/package-lock.json
+	@command -v npm >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/e2e/npm && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+test: install-dev browsers services npm
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -16,7 +16,7 @@ from ninja.parser import Parser
 from speech import schemas, security, text
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, get_engine
-from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError, error_response, invalid_request
+from speech.errors import InvalidRequest, NotFound, SpeechError, error_response, invalid_request
 from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     return speech_response(request, SpeechRequest(**body.dict()))
 
 
-@router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)
-def speech_wrong_method(request: HttpRequest) -> HttpResponse:
-    raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.", headers={"Allow": "POST"})
-
-
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")
 def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
@@ -62,6 +57,14 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
 def list_models(request: HttpRequest) -> dict[str, Any]:
     models = get_config()["MODELS"]
     return {"data": [{"id": model, "owned_by": alias} for model, alias in models.items()]}
+
+
+@router.get("/models/{path:model}", response={200: schemas.Model, 404: schemas.ErrorBody}, summary="Retrieve a model")
+def retrieve_model(request: HttpRequest, model: str) -> dict[str, Any]:
+    models = get_config()["MODELS"]
+    if model not in models:
+        raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
+    return {"id": model, "owned_by": models[model]}
 
 
 class JsonOnlyParser(Parser):

@@ -7,4 +7,13 @@ class SpeechConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.apps import apps
+
         from speech import checks  # noqa: F401  (registers the system checks)
+
+        if apps.is_installed("corsheaders"):
+            from corsheaders.signals import check_request_enabled
+
+            from speech.cors import allow_api_origins
+
+            check_request_enabled.connect(allow_api_origins, dispatch_uid="speech.cors")

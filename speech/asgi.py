@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,7 +49,7 @@ def opened(start: Callable[[], SpeechStream], cancel: Cancellation) -> SpeechStr
 
 
 async def _started(start: Callable[[], SpeechStream], cancel: Cancellation) -> SpeechStream:
-    future = _starting.submit(start)
+    future = _starting.submit(contextvars.copy_context().run, start)  # its logs name the request id
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
@@ -106,7 +108,8 @@ async def stream(chunks: Iterator[bytes], cancel: Cancellation) -> AsyncIterator
     if task is not None and task.cancelling():  # the client left while the view ran: end at once
         cancel.cancel()
     handover = Handover(asyncio.get_running_loop(), HANDOVER)
-    threading.Thread(target=_work, args=(chunks, handover, cancel), name="speech-stream", daemon=True).start()
+    work = functools.partial(contextvars.copy_context().run, _work, chunks, handover, cancel)  # logs name the request
+    threading.Thread(target=work, name="speech-stream", daemon=True).start()
     finished = False
     try:
         while not isinstance(item := await handover.get(), _End):

@@ -31,7 +31,7 @@ PART = 64 * 1024
 TIMEOUT = 7 * 86400  # parts of entries lost in a crash expire
 INDEX = "speech:audio:index"
 LOCK = "speech:audio:lock"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # longer numbers: not a range we can serve, ignored
 
 
 def enabled(engine: str | None) -> bool:
@@ -129,7 +129,7 @@ def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[byt
 
 def tee(key: str, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
     """Pass the stream through, storing it under ``key`` as it goes (kept only if it ends complete)."""
-    if stream.sse:  # an upstream's own events, not audio
+    if stream.sse or not stream.cacheable:  # an upstream's own events; a body whose cut looks complete
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
     return replace(stream, chunks=_store(key, stream, cancel), headers=headers)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
@@ -22,7 +23,7 @@ from speech.voices import Registry, VoiceConfigError, store_dir
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
 GZIP = "django.middleware.gzip.GZipMiddleware"
-CORS = "speech.security.CorsMiddleware"
+CORS = "corsheaders.middleware.CorsMiddleware"
 SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
 
 
@@ -53,12 +54,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint="Remove GZipMiddleware from MIDDLEWARE and let the front proxy compress text responses only.",
             id="speech.W001",
         ))  # fmt: skip
-    if config["CORS_ORIGINS"] and CORS not in middleware:
-        messages.append(Error(
-            "SPEECH['CORS_ORIGINS'] is set but speech.security.CorsMiddleware is not in MIDDLEWARE.",
-            hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
-            id="speech.E006",
-        ))  # fmt: skip
+    if config["CORS_ORIGINS"]:
+        messages += _check_cors(middleware)
     if "ninja" not in settings.INSTALLED_APPS:
         messages.append(Warning(
             "/v1/docs loads Swagger UI from a CDN: offline, or under a Content-Security-Policy, it is a blank page.",
@@ -110,6 +107,30 @@ def _check_keys(keys: list[Any]) -> list[CheckMessage]:
                 hint="Use 'sk-…', or {'key_sha256': sha256 hex of the key, 'name': …, 'rate': …, 'max_streams': …}.",
                 id="speech.E010",
             )]  # fmt: skip
+    return []
+
+
+def _check_cors(middleware: list[str]) -> list[CheckMessage]:
+    if CORS not in middleware or not apps.is_installed("corsheaders"):
+        return [Error(
+            "SPEECH['CORS_ORIGINS'] is set but django-cors-headers is not installed in this site.",
+            hint=f"pip install django-cors-headers; add 'corsheaders' to INSTALLED_APPS and '{CORS}' to "
+            "MIDDLEWARE, before CommonMiddleware.",
+            id="speech.E006",
+        )]  # fmt: skip
+    from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS
+
+    site_allows = {name.lower() for name in getattr(settings, "CORS_ALLOW_HEADERS", ())}
+    site_exposes = {name.lower() for name in getattr(settings, "CORS_EXPOSE_HEADERS", ())}
+    missing = [name for name in ALLOW_HEADERS if name not in site_allows]
+    missing += [name for name in EXPOSE_HEADERS if name not in site_exposes]
+    if missing:
+        return [Warning(
+            f"Browser clients of the speech API need CORS headers this site does not list: {', '.join(missing)}.",
+            hint="from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS; set CORS_ALLOW_HEADERS and "
+            "CORS_EXPOSE_HEADERS to include them.",
+            id="speech.W005",
+        )]  # fmt: skip
     return []
 
 

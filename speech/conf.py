@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_SHARED": False,
     # Seconds a listener may read nothing before its stream is dropped and its slot freed.
     "STALL_TIMEOUT": 30.0,
-    # Origins allowed to call /v1/* from a browser (needs speech.security.CorsMiddleware); [] = same origin only.
+    # Origins allowed to call /v1/* from a browser (through django-cors-headers); [] = same origin only.
     "CORS_ORIGINS": [],
     # Content-Security-Policy that speech.security.ContentSecurityPolicyMiddleware sets on HTML pages.
     "CSP": (

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponseNotAllowed, JsonResponse
+from django.http.response import HttpResponseBase
 from ninja.errors import HttpError
 
 
@@ -108,7 +109,19 @@ def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request.")
     if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
+        message = f"Missing required parameter: '{param}'." if param else "The request has no body: send a JSON object."
     elif param:
         message = f"Invalid value for '{param}': {message}."
     return InvalidRequest(message, param=param, code=first.get("type"))
+
+
+def json_not_allowed(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Django's and ninja's plain-text 405, OpenAI-shaped."""
+    if not isinstance(response, HttpResponseNotAllowed):
+        return response
+    allowed = response["Allow"]
+    return error_response(MethodNotAllowed(
+        f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+        code="method_not_allowed",
+        headers={"Allow": allowed},
+    ))  # fmt: skip

@@ -18,6 +18,7 @@ class Usage(models.Model):
     cached = models.BooleanField(default=False, help_text="Replayed from the audio cache.")
     ttfb_ms = models.FloatField(null=True, blank=True, help_text="Time to the first audio byte.")
     duration_ms = models.FloatField(null=True, blank=True, help_text="Time from the request to the stream's end.")
+    request_id = models.CharField(max_length=100, blank=True, db_index=True, help_text="The x-request-id answered.")
 
     class Meta:
         ordering = ["-created"]

@@ -19,7 +19,8 @@ OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 
 class SpeechBody(Schema):
-    model_config = ConfigDict(extra="ignore")
+    # Strict: JSON clients send JSON types (no "2" or true for a speed); the GET stream validates leniently.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = Field(..., max_length=200, description="`piper` (local) or an OpenAI model name.")
     input: str = Field(..., description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters.")

@@ -1,4 +1,4 @@
-"""Who may call /v1/* and how much: API keys, the site's own page, wrong-credential throttling; CORS and CSP.
+"""Who may call /v1/* and how much: API keys, the site's own page, wrong-credential throttling; CSP.
 
 ``authenticate`` is the router's ninja ``auth`` callable. It returns the ``Client`` (identity, limits,
 cache scope) or raises ``AuthenticationFailed`` (401) / ``RateLimited`` (429), OpenAI-shaped.
@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from speech import limits, proxies
@@ -31,7 +29,6 @@ from speech.conf import get_config
 from speech.engines.base import get_engine
 from speech.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
-EXPOSED = "X-Speech-Engine, X-Speech-Cache, Retry-After, Content-Range, Accept-Ranges"
 PAGE_HEADER = "X-Speech-Page"
 PAGE_SALT = "speech.page"
 PAGE_SESSION_KEY = "speech_page"
@@ -243,38 +240,6 @@ def limit_stalls(request: HttpRequest) -> None:
         with contextlib.suppress(OSError):
             timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-
-
-def _is_speech(request: HttpRequest) -> bool:
-    try:
-        return "speech" in resolve(request.path_info).namespaces
-    except Resolver404:
-        return False
-
-
-class CorsMiddleware:
-    """Cross-origin access to the speech API for the origins in ``SPEECH["CORS_ORIGINS"]`` only."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        origin = request.headers.get("Origin")
-        allowed: list[str] = get_config()["CORS_ORIGINS"]
-        if not origin or not (origin in allowed or "*" in allowed) or not _is_speech(request):
-            return self.get_response(request)
-        response: HttpResponseBase
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response = HttpResponse(status=204)
-            response["Access-Control-Allow-Methods"] = "GET, POST"
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Range"
-            response["Access-Control-Max-Age"] = "600"
-        else:
-            response = self.get_response(request)
-            response["Access-Control-Expose-Headers"] = EXPOSED
-        response["Access-Control-Allow-Origin"] = origin
-        patch_vary_headers(response, ["Origin"])
-        return response
 
 
 class ContentSecurityPolicyMiddleware:

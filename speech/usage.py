@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
-from speech import limits
+from speech import limits, requestid
 from speech.cancellation import Cancellation, close
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
@@ -34,6 +34,7 @@ class Track:
     ttfb: float | None = None
     cached: bool = False
     release: limits.Release | None = None
+    request_id: str = field(default_factory=requestid.current)
 
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
@@ -97,6 +98,7 @@ def record(track: Track, status: int) -> None:
             cached=track.cached,
             ttfb_ms=None if track.ttfb is None else track.ttfb * 1000,
             duration_ms=(time.monotonic() - track.started) * 1000,
+            request_id=track.request_id,
         )
     except Exception:  # a usage record must never break a stream
         logger.exception("could not write a usage record")

@@ -26,7 +26,7 @@ def speech_stream(request: HttpRequest) -> HttpResponseBase:
         limits.check_rate(client)
         params = {key: value for key, value in request.GET.items() if key != "token"}
         try:
-            body = schemas.SpeechBody(**params)  # type: ignore[arg-type]
+            body = schemas.SpeechBody.model_validate(params, strict=False)
         except ValidationError as error:
             raise invalid_request(error.errors()) from None
         return create_speech(request, body)

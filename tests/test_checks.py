@@ -95,10 +95,19 @@ def test_docs_without_ninja_installed(settings: Any) -> None:
 
 
 def test_cors_origins_without_the_middleware(settings: Any) -> None:
-    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "speech.security.CorsMiddleware"]
+    settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if name != "corsheaders.middleware.CorsMiddleware"]
     settings.SPEECH = {"CORS_ORIGINS": ["https://app.example"]}
     message = by_id(check_settings())["speech.E006"]
-    assert "speech.security.CorsMiddleware" in (message.hint or "")
+    assert "corsheaders.middleware.CorsMiddleware" in (message.hint or "")
+
+
+def test_cors_headers_that_browser_clients_need(settings: Any) -> None:
+    settings.SPEECH = {"CORS_ORIGINS": ["https://app.example"]}
+    assert "speech.W005" not in by_id(check_settings())  # the site lists them
+    settings.CORS_ALLOW_HEADERS = ("authorization", "content-type")  # django-cors-headers' defaults, roughly
+    message = by_id(check_settings())["speech.W005"]
+    assert "x-stainless-os" in message.msg
+    assert "cache-control" in message.msg
 
 
 def test_deploy_checks() -> None:

@@ -42,6 +42,8 @@ def post(server: Server, body: Any) -> requests.Response:
         ({"speed": 0.1}, "speed"),
         ({"speed": 4.5}, "speed"),
         ({"stream_format": "websocket"}, "stream_format"),
+        ({"speed": "2"}, "speed"),  # JSON types are strict: a string or a boolean is not a speed
+        ({"speed": True}, "speed"),
     ],
 )
 def test_bad_field(server: Server, change: dict[str, Any], param: str) -> None:
@@ -81,10 +83,26 @@ def test_wrong_content_type(server: Server) -> None:
     assert assert_error(response, 400, None)["code"] == "unsupported_content_type"
 
 
-def test_get_on_the_post_route(server: Server) -> None:
-    response = requests.get(f"{server.url}/v1/audio/speech", timeout=30)
-    assert_error(response, 405, None)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS", "TRACE"])
+def test_wrong_method_on_the_post_route(server: Server, method: str) -> None:
+    response = requests.request(method, f"{server.url}/v1/audio/speech", timeout=30)
+    assert assert_error(response, 405, None)["code"] == "method_not_allowed"
     assert response.headers["Allow"] == "POST"
+
+
+def test_wrong_method_on_a_get_route(server: Server) -> None:
+    response = requests.post(f"{server.url}/v1/models", json={}, timeout=30)
+    assert_error(response, 405, None)
+    assert response.headers["Allow"] == "GET"
+
+
+def test_empty_body(server: Server) -> None:
+    response = requests.post(
+        f"{server.url}/v1/audio/speech", data=b"", headers={"Content-Type": "application/json"}, timeout=30
+    )
+    error = assert_error(response, 400, None)
+    assert "None" not in error["message"]
+    assert "JSON object" in error["message"]
 
 
 def test_unknown_endpoint(server: Server) -> None:

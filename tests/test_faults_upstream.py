@@ -7,8 +7,6 @@ afterwards the worker holds no more sockets or threads than before.
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -16,49 +14,10 @@ import pytest
 import requests
 
 from tests.support.procstat import settles, usage, worker_pid
+from tests.support.raw_upstream import RawUpstream, http
 from tests.support.server import Server, start_server, stop_server
 
 KEY = "sk-faults-0123456789"
-
-
-class RawUpstream:
-    """Answers every connection with the same bytes, then closes it; or, with ``accept=False``, never accepts."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
-        self.reply = b""
-        self.accept = True
-        self.connections = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(0.05)
-        while not self._stop.is_set():
-            if not self.accept:
-                time.sleep(0.05)
-                continue
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # closed by stop()
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += conn.recv(65536)
-            conn.sendall(self.reply)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +33,6 @@ def proxy(raw_upstream: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -
     server = start_server(tmp_path_factory.mktemp("faults-upstream"), env)
     yield server
     stop_server(server)
-
-
-def http(status: str, content_type: str, body: bytes) -> bytes:
-    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
 
 
 HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"

@@ -34,7 +34,9 @@ def test_every_synthesis_is_recorded(make_server: Callable[..., Server]) -> None
     text = f"Count these characters, {uuid.uuid4().hex[:6]}."
     body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "opus"}
     first = requests.post(f"{server.url}/v1/audio/speech", json=body, headers=auth, timeout=60)
-    again = requests.post(f"{server.url}/v1/audio/speech", json=body, headers=auth, timeout=60)
+    again = requests.post(
+        f"{server.url}/v1/audio/speech", json=body, headers={**auth, "X-Request-ID": "proxy-1.2"}, timeout=60
+    )
     bad = requests.post(f"{server.url}/v1/audio/speech", json={**body, "voice": "nobody"}, headers=auth, timeout=60)
     long = {**body, "input": "A listener who leaves early is recorded too. " * 40}
     with requests.post(f"{server.url}/v1/audio/speech", json=long, headers=auth, stream=True, timeout=60) as cut:
@@ -52,6 +54,9 @@ def test_every_synthesis_is_recorded(make_server: Callable[..., Server]) -> None
     assert made["bytes"] == len(first.content)
     assert made["status"] == 200
     assert not made["cached"]
+    assert made["request_id"] == first.headers["x-request-id"]
+    assert replayed["request_id"] == "proxy-1.2"
+    assert refused["request_id"] == bad.headers["x-request-id"]
     assert made["client"].startswith("key:")
     assert "key-a" not in made["client"]
     assert 0 < made["ttfb_ms"] <= made["duration_ms"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS
 from ttsproject import database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",  # locks out an address after repeated failed admin logins
     "ninja",  # serves /v1/docs (Swagger UI) from its own static files, not from a CDN
+    "corsheaders",
     "speech",
 ]
 
@@ -63,7 +65,7 @@ MIDDLEWARE = [
     "speech.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "speech.security.CorsMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -141,12 +143,22 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 if os.environ.get("DJANGO_BEHIND_TLS_PROXY", "") == "1":  # the proxy sets X-Forwarded-Proto; nobody else may
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# django-cors-headers answers preflights on the API; SPEECH_CORS_ORIGINS says which origins may read it.
+CORS_URLS_REGEX = r"^/v1/"
+CORS_ALLOW_HEADERS = ALLOW_HEADERS
+CORS_EXPOSE_HEADERS = EXPOSE_HEADERS
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "speech.requestid.RequestIdFilter"}},
+    "formatters": {"speech": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "speech": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "speech"},
+    },
     "loggers": {
-        "speech": {"handlers": ["console"], "level": os.environ.get("SPEECH_LOG_LEVEL", "INFO")},
+        "speech": {"handlers": ["speech"], "level": os.environ.get("SPEECH_LOG_LEVEL", "INFO")},
         "django.request": {"handlers": ["console"], "level": "ERROR"},
     },
 }

@@ -40,6 +40,9 @@ class SpeechStream:
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     status: int = 200  # 206 for a replayed range
+    # False when a cut stream would end like a complete one (an upstream body with neither length nor
+    # chunks): such a stream is never cached.
+    cacheable: bool = True
 
 
 class Engine(abc.ABC):

@@ -12,16 +12,20 @@ carry one container header per stream, so a long input in those formats is decli
 that names the formats that work. A long input asked for as SSE is fetched as audio and wrapped
 by the API, so the client gets one ``speech.audio.done`` event.
 
-The API key is sent upstream in the Authorization header and nowhere else: upstream error
-messages that would describe it (401/403) are replaced, and relayed messages are scrubbed.
+The API key is sent upstream in the Authorization header and nowhere else. Upstream error bodies
+are never relayed: a 401/403 becomes our own 502, a 4xx our own error with upstream's message
+scrubbed (the key in any case, anything shaped like an OpenAI key), a ``param`` only if it names a
+field of ours and a ``code`` only if it is a plain identifier.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import itertools
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -36,7 +40,7 @@ from speech.audio import CONTENT_TYPES
 from speech.cancellation import Cancellation, Cancelled
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import ClientClosed, InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
-from speech.schemas import OPENAI_VOICES
+from speech.schemas import OPENAI_VOICES, SpeechBody
 from speech.text import normalize, sentences
 
 logger = logging.getLogger(__name__)
@@ -47,6 +51,12 @@ _Opened = tuple[requests.Response, Iterator[bytes]]
 # What a speech response may be labelled; anything else (text/html from a proxy's error page) is not audio.
 _AUDIO_TYPES = ("audio/", "application/octet-stream", "text/event-stream")
 _UPSTREAM_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, SpeechError)
+# A JSON or HTML document where audio should be (an upstream that sends no Content-Type).
+_DOCUMENT = re.compile(rb'\s*(\{\s*"|<[!?a-zA-Z])')
+_SECRET = re.compile(r"sk-[A-Za-z0-9_-]{6,}")
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
+MAX_MESSAGE = 1000
+MAX_RETRY_AFTER = 600
 OPENAI_URL = "https://api.openai.com/v1"
 
 
@@ -82,7 +92,7 @@ class OpenAIEngine(Engine):
         parts = self._parts(request)
         stream_format = request.stream_format if len(parts) == 1 else "audio"
         # Opened on the pool so that a listener who hangs up while upstream thinks frees us at once.
-        first = self._prefetch.submit(self._open, request, parts[0], stream_format)
+        first = self._open_later(request, parts[0], stream_format)
         try:
             response, chunks = _result(first, cancel)
         except Cancelled:
@@ -94,6 +104,7 @@ class OpenAIEngine(Engine):
             content_type=content_type,
             engine=self.alias,
             sse=content_type.startswith("text/event-stream"),
+            cacheable=_framed(response),
         )
 
     def _parts(self, request: SpeechRequest) -> list[str]:
@@ -114,6 +125,10 @@ class OpenAIEngine(Engine):
             else:
                 parts.append(sentence)
         return parts
+
+    def _open_later(self, request: SpeechRequest, text: str, stream_format: str) -> Future[_Opened]:
+        """``_open`` on the pool, in this request's context (its logs name the request id)."""
+        return self._prefetch.submit(contextvars.copy_context().run, self._open, request, text, stream_format)
 
     def _open(self, request: SpeechRequest, text: str, stream_format: str) -> _Opened:
         """Send one request and wait for its first byte; failures become ``SpeechError``."""
@@ -159,36 +174,58 @@ class OpenAIEngine(Engine):
         if not first:  # a 200 with an empty body
             response.close()
             raise UpstreamError(f"The upstream speech service '{self.alias}' broke off before any audio.")
+        if not content_type and _DOCUMENT.match(first):
+            response.close()
+            raise UpstreamError(
+                f"The upstream speech service '{self.alias}' answered with a document, not audio.",
+                code="upstream_not_audio",
+            )
         return response, itertools.chain([first], chunks)
 
     def _error(self, response: requests.Response) -> SpeechError:
         status = response.status_code
         logger.warning(
-            "upstream %r answered HTTP %d (request id %s)",
+            "upstream %r answered HTTP %d (its request id %s)",
             self.alias,
             status,
             response.headers.get("x-request-id", "-"),
         )
         if status in (400, 404, 422):
-            try:
-                error = response.json()["error"]
-                message = str(error["message"]).replace(self._key, "[redacted]")
-                return InvalidRequest(message, param=error.get("param"), code=error.get("code"), status=status)
-            except (ValueError, KeyError, TypeError):
-                return InvalidRequest(f"The upstream speech service '{self.alias}' refused the request.", status=status)
+            return self._refusal(response)
         if status in (401, 403):
             return UpstreamError(
                 f"The upstream speech service '{self.alias}' refused this server's credentials.",
                 code="upstream_unauthorized",
             )
         if status == 429:
-            retry_after = response.headers.get("Retry-After")
             return RateLimited(
                 f"The upstream speech service '{self.alias}' is rate limiting this server; retry later.",
                 code="rate_limit_exceeded",
-                headers={"Retry-After": retry_after} if retry_after else {},
+                headers=_retry_after(response.headers.get("Retry-After", "")),
             )
         return UpstreamError(f"The upstream speech service '{self.alias}' failed (HTTP {status}).")
+
+    def _refusal(self, response: requests.Response) -> InvalidRequest:
+        """Upstream's 4xx in our own words: its message scrubbed, a ``param`` we know, a plain ``code``."""
+        try:
+            error = response.json()["error"]
+            message, param, code = error["message"], error.get("param"), error.get("code")
+        except (ValueError, KeyError, TypeError):
+            message, param, code = None, None, None
+        if not isinstance(message, str):
+            message = f"The upstream speech service '{self.alias}' refused the request."
+        return InvalidRequest(
+            self._scrub(message)[:MAX_MESSAGE],
+            param=param if isinstance(param, str) and param in SpeechBody.model_fields else None,
+            code=code if isinstance(code, str) and _CODE.fullmatch(code) and self._scrub(code) == code else None,
+            status=response.status_code,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without this server's key (in any case) or anything shaped like an OpenAI key."""
+        if self._key:
+            text = re.sub(re.escape(self._key), "[redacted]", text, flags=re.IGNORECASE)
+        return _SECRET.sub("[redacted]", text)
 
     def _stream(
         self, request: SpeechRequest, parts: list[str], opened: _Opened, cancel: Cancellation
@@ -206,7 +243,9 @@ class OpenAIEngine(Engine):
                 with cancel.on_cancel(functools.partial(_hang_up, response)):
                     for chunk in chunks:
                         if index + 1 < len(parts) and pending is None:
-                            pending = self._prefetch.submit(self._open, request, parts[index + 1], "audio")
+                            pending = self._prefetch.submit(
+                                contextvars.copy_context().run, self._open, request, parts[index + 1], "audio"
+                            )
                         sent += len(chunk)
                         yield chunk
                 response.close()
@@ -221,6 +260,21 @@ class OpenAIEngine(Engine):
             response.close()
             if pending is not None:
                 _discard(pending)
+
+
+def _retry_after(value: str) -> dict[str, str]:
+    """Upstream's Retry-After in whole seconds, at most ``MAX_RETRY_AFTER``; a date or nonsense is dropped."""
+    digits = value.strip()
+    if not re.fullmatch(r"[0-9]+", digits):
+        return {}
+    seconds = MAX_RETRY_AFTER if len(digits) > 6 else min(int(digits), MAX_RETRY_AFTER)
+    return {"Retry-After": str(seconds)}
+
+
+def _framed(response: requests.Response) -> bool:
+    """The body has a length or chunks, so a cut is an error; otherwise its end is just the connection's."""
+    encoding = response.headers.get("Transfer-Encoding", "").lower()
+    return "Content-Length" in response.headers or "chunked" in encoding
 
 
 def _read(response: requests.Response) -> Iterator[bytes]:
