@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,25 +46,45 @@ class _CancellableSession:
         return self._session.run(output_names, feeds, getattr(self.local, "options", None))
 
 
-@functools.cache
-def _shared_arena() -> None:
+class _SharedArena:
     """One ONNX scratch arena for every session of every voice, kept from run to run.
 
     Per-session arenas each kept room for the longest piece they ever ran (~250 MiB apiece for a
     long sentence, three sessions per voice); handing it back after every run cost 10-15 % more CPU
     per audio second, since the next run faulted it all in again. Shared, the arena holds what the
-    runs in flight at once need (one per synthesis slot), bounded by the longest piece.
+    runs in flight at once need. Its free regions go back now and then, so fragments cannot pile up.
     """
-    cpu = onnxruntime.OrtMemoryInfo(
-        "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
-    )
-    # Grow by what a run asks for, not to the next power of two.
-    onnxruntime.create_and_register_allocator(cpu, onnxruntime.OrtArenaCfg({"arena_extend_strategy": 1}))
+
+    TRIM_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        cpu = onnxruntime.OrtMemoryInfo(
+            "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
+        )
+        # Grow by what a run asks for, not to the next power of two.
+        onnxruntime.create_and_register_allocator(cpu, onnxruntime.OrtArenaCfg({"arena_extend_strategy": 1}))
+        self._lock = threading.Lock()
+        self._trimmed = time.monotonic()
+
+    def run_options(self) -> onnxruntime.RunOptions:
+        options = onnxruntime.RunOptions()
+        with self._lock:
+            due = time.monotonic() - self._trimmed >= self.TRIM_SECONDS
+            if due:
+                self._trimmed = time.monotonic()
+        if due:  # this run hands the arena's free regions back when it ends
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return options
+
+
+@functools.cache
+def _arena() -> _SharedArena:
+    return _SharedArena()
 
 
 def _voice(model: Path, config: Path, threads: int) -> PiperVoice:
     memory.return_large_blocks_promptly()
-    _shared_arena()
+    _arena()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -109,7 +130,7 @@ class LocalVoice:
 
     def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes:
         voice = self.wide if grant.alone else self.narrow[grant.slot]
-        options = onnxruntime.RunOptions()
+        options = _arena().run_options()
         session: _CancellableSession = voice.session
         session.local.options = options
         config = SynthesisConfig(length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME)
