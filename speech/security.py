@@ -18,7 +18,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 
-from speech import limits
+from speech import limits, proxies
 from speech.conf import get_config
 from speech.errors import AuthenticationFailed
 
@@ -31,11 +31,18 @@ def authenticate(request: HttpRequest) -> str:
     return client
 
 
+def address(request: HttpRequest) -> str:
+    """The identity of a client known only by its address: the socket peer, or whom a trusted proxy
+    (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+    meta = request.META
+    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
+    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
+
+
 def identify(request: HttpRequest) -> str:
     keys: list[str] = get_config()["API_KEYS"]
-    address = f"ip:{request.META.get('REMOTE_ADDR', '')}"
     if not keys:
-        return address
+        return address(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         if any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
@@ -44,7 +51,7 @@ def identify(request: HttpRequest) -> str:
             "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
     if same_site_page(request):
-        return address
+        return address(request)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",

@@ -129,6 +129,7 @@ SPEECH: dict[str, Any] = {
     "MAX_INPUT_CHARS": int(os.environ.get("SPEECH_MAX_INPUT_CHARS", "4096")),
     "API_KEYS": env_list("SPEECH_API_KEYS"),
     "CORS_ORIGINS": env_list("SPEECH_CORS_ORIGINS"),
+    "TRUSTED_PROXIES": env_list("SPEECH_TRUSTED_PROXIES"),
 }
 # "0" (or "off" for the rate) turns a limit off.
 limit_settings: list[tuple[str, Callable[[str], Any]]] = [
@@ -150,8 +151,9 @@ if os.environ.get("OPENAI_API_KEY"):
             "BACKEND": "speech.engines.openai.OpenAIEngine",
             "OPTIONS": {
                 "api_key": os.environ["OPENAI_API_KEY"],
-                "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
                 "read_timeout": float(os.environ.get("OPENAI_TIMEOUT", "30")),
             },
         },
     }
+    if os.environ.get("OPENAI_BASE_URL"):
+        SPEECH["ENGINES"]["openai"]["OPTIONS"]["base_url"] = os.environ["OPENAI_BASE_URL"]

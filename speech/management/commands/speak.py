@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from speech import client
+from speech import audio, client
 
 
 class ProgressLine:
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default: 1.0).")
         parser.add_argument(
             "--format",
-            choices=client.FORMATS,
+            choices=audio.FORMATS,
             help="Response format (default: from --out's suffix, else pcm).",
         )
         parser.add_argument("--out", help="Write the audio to this file instead of playing it.")
@@ -100,9 +100,9 @@ class Command(BaseCommand):
                 base_url=options["server"],
                 api_key=options["api_key"],
             )
+        from speech.cancellation import Cancellation
         from speech.engines.base import SpeechRequest, get_engine
         from speech.errors import SpeechError
-        from speech.hangup import Cancellation
 
         request = SpeechRequest(
             model="piper", input=text, voice=options["voice"], response_format=fmt, speed=options["speed"]
