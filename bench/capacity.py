@@ -25,7 +25,7 @@ from piper.voice import PiperVoice
 from bench.ttfb import PROSE, Playback, RssSampler, cpu_seconds, listen, load, machine, open_stream, status_kib
 from speech import text
 from speech.conf import PIPER_VOICES
-from speech.engines.piper import _paths
+from speech.voices import spec_paths
 from tests.support.procstat import worker_pid
 from tests.support.server import start_server, stop_server
 
@@ -43,7 +43,7 @@ def texts(count: int, chars: int) -> list[str]:
 
 def engine_cpu_per_audio_second(inputs: list[str]) -> float:
     """Piper alone, as its own README runs it, in this process: CPU seconds per audio second."""
-    model, config = _paths(PIPER_VOICES["joe"])
+    model, config = spec_paths(PIPER_VOICES["joe"])
     voice = PiperVoice.load(model, config_path=config)
     list(voice.synthesize("Hello there."))
     cpu, audio = time.process_time(), 0.0

@@ -22,7 +22,7 @@ from piper.voice import PiperVoice
 from bench.ttfb import load, machine, open_stream, sample
 from speech import text
 from speech.conf import PIPER_VOICES
-from speech.engines.piper import _paths
+from speech.voices import spec_paths
 from tests.support.server import start_server, stop_server
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     input_text = sample(args.chars)
 
-    model, config = _paths(PIPER_VOICES["joe"])
+    model, config = spec_paths(PIPER_VOICES["joe"])
     voice = PiperVoice.load(model, config_path=config)
     list(voice.synthesize("Hello there."))
     server = start_server(Path(tempfile.mkdtemp(prefix="bench-efficiency-")))

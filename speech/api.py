@@ -21,10 +21,11 @@ from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
 
-router = Router(tags=["audio"])
+# Auth and limits live on the router: a host that mounts it on its own NinjaAPI keeps them.
+router = Router(tags=["audio"], auth=security.authenticate)
 
 ERRORS: dict[int | str, Any] = {
-    400: schemas.ErrorBody, 401: schemas.ErrorBody, 429: schemas.ErrorBody,
+    400: schemas.ErrorBody, 401: schemas.ErrorBody, 403: schemas.ErrorBody, 429: schemas.ErrorBody,
     502: schemas.ErrorBody, 504: schemas.ErrorBody,
 }  # fmt: skip
 
@@ -53,8 +54,7 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": engine.aliases.get(name, name)})
+        voices += [{"name": voice["id"], "engine": alias, **voice} for voice in engine.describe()]
     return {"data": voices}
 
 
@@ -114,7 +114,6 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         parser=JsonOnlyParser(),
-        auth=security.authenticate,
     )
     api.add_router("/", router)
     api.add_exception_handler(SpeechError, _speech_error)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,13 @@ from speech.conf import DEFAULTS, PIPER_VOICES, get_config
 from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
 from speech.proxies import networks
+from speech.voices import Registry, VoiceConfigError, store_dir
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "speech.security.CorsMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
 
 
 @register()
@@ -54,13 +58,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
             id="speech.E006",
         ))  # fmt: skip
-    if config["RATE_LIMIT"]:
+    for name, rate in _rates(config):
         try:
-            parse_rate(config["RATE_LIMIT"])
+            parse_rate(rate)
         except ValueError as error:
-            messages.append(
-                Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
-            )
+            messages.append(Error(str(error), hint=f"Set {name} to e.g. '120/minute', or None.", id="speech.E007"))
+    messages += _check_keys(config["API_KEYS"])
+    if SESSIONS not in middleware:
+        messages.append(Error(
+            "The site's page token is kept in the session, but SessionMiddleware is not in MIDDLEWARE.",
+            hint=f"Add '{SESSIONS}' to MIDDLEWARE (the page's speech requests fail without it).",
+            id="speech.E009",
+        ))  # fmt: skip
     try:
         networks(tuple(config["TRUSTED_PROXIES"]))
     except ValueError as error:
@@ -70,6 +79,31 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="speech.E008",
         ))  # fmt: skip
     return messages
+
+
+def _rates(config: dict[str, Any]) -> list[tuple[str, str]]:
+    rates = [
+        ("SPEECH['RATE_LIMIT']", config["RATE_LIMIT"]),
+        ("SPEECH['AUTH_FAILURE_LIMIT']", config["AUTH_FAILURE_LIMIT"]),
+        ("SPEECH['PAGE_LIMITS']['rate']", config["PAGE_LIMITS"].get("rate")),
+    ]
+    for n, key in enumerate(config["API_KEYS"]):
+        if isinstance(key, dict):
+            rates.append((f"the 'rate' of SPEECH['API_KEYS'][{n}]", key.get("rate")))
+    return [(name, rate) for name, rate in rates if rate]
+
+
+def _check_keys(keys: list[Any]) -> list[CheckMessage]:
+    for n, key in enumerate(keys):
+        spec = key if isinstance(key, dict) else {"key": key}
+        plain = isinstance(spec.get("key"), str) and spec["key"]
+        if not (plain or re.fullmatch(r"[0-9a-fA-F]{64}", str(spec.get("key_sha256", "")))):
+            return [Error(
+                f"SPEECH['API_KEYS'][{n}] is neither a key nor a dict with 'key' or a hex 'key_sha256'.",
+                hint="Use 'sk-…', or {'key_sha256': sha256 hex of the key, 'name': …, 'rate': …, 'max_streams': …}.",
+                id="speech.E010",
+            )]  # fmt: skip
+    return []
 
 
 def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
@@ -91,7 +125,8 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
             id="speech.E002",
         )]  # fmt: skip
     if backend == PIPER:
-        return _check_voices(alias, options.get("voices") or PIPER_VOICES)
+        voices = options.get("voices") or PIPER_VOICES
+        return _check_voices(alias, voices) or _check_store(alias, voices, options.get("aliases") or {})
     return []
 
 
@@ -109,6 +144,41 @@ def _check_voices(alias: str, voices: dict[str, dict[str, str]]) -> list[CheckMe
                 f"Voice '{name}' of engine '{alias}': model file '{voice['model']}' does not exist.",
                 hint="Point 'model' at a piper .onnx file (its .onnx.json next to it, or set 'config').",
                 id="speech.E004",
+            ))  # fmt: skip
+    return messages
+
+
+def _check_store(alias: str, voices: dict[str, dict[str, str]], aliases: dict[str, str]) -> list[CheckMessage]:
+    directory = store_dir()
+    if directory and directory.exists() and not (directory.is_dir() and os.access(directory, os.R_OK | os.X_OK)):
+        return [Error(
+            f"The voice store {directory} is not a readable folder.",
+            hint="Point SPEECH['VOICES_DIR'] (SPEECH_VOICES_DIR) at a folder the server can read.",
+            id="speech.E011",
+        )]  # fmt: skip
+    try:
+        installed = Registry(voices, aliases).installed()
+    except VoiceConfigError as error:
+        return [Error(
+            f"A voice of engine '{alias}' has a broken config: {error}.",
+            hint="Point 'config' of the voice in SPEECH['ENGINES'] at the voice's .onnx.json.",
+            id="speech.E004",
+        )]  # fmt: skip
+    messages: list[CheckMessage] = [
+        Warning(
+            f"Engine '{alias}' skips {problem}.",
+            hint="Reinstall it (manage.py voices remove NAME, then voices install NAME), or delete its files.",
+            id="speech.W011",
+        )
+        for problem in installed.problems
+    ]
+    for name, target in installed.aliases.items():
+        if installed.find(target) is None:
+            messages.append(Error(
+                f"Voice '{name}' of engine '{alias}' maps to '{target}', which is not installed.",
+                hint=f"manage.py voices install {target}, or map '{name}' in SPEECH['VOICE_ALIASES'] to one of: "
+                + ", ".join(installed.voices),
+                id="speech.E012",
             ))  # fmt: skip
     return messages
 
