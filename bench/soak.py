@@ -1,17 +1,27 @@
 """Soak: minutes of mixed traffic against one server; memory, files and threads must stay flat.
 
     .venv/bin/python -m bench.soak [--minutes 10] [--clients 6]
+    .venv/bin/python -m bench.soak --minutes 60 --mix [--warm-up 10]
 
 One server with both engines (piper locally, the upstream engine against the fake upstream in its
 own process). ``--clients`` threads loop over a mix: short and long local streams read to the end,
 streams abandoned at a random point, SSE, proxied streams, proxied streams abandoned, bad requests.
-Every 30 s it prints the worker's RSS, open files and threads; at the end, the trend of each over
-the second half (after warm-up), which should be about zero. Loopback only.
+
+``--mix`` is the site as ``make run`` serves it (defaults: audio cache on, limits on) under an open
+arrival of one request every 1-2 s from 16 loopback addresses: every format, 20-4,096 characters
+(log-uniform), 25 % repeats, 10 % SSE, 10 % hang-ups, 10 % Range requests on earlier texts.
+
+Every 30 s it prints the worker's RSS, open files and threads; at the end, the trend of each after
+warm-up, which should be about zero, and where the worker's resident memory lies (glibc arenas,
+other anonymous mappings, files). Loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import math
 import multiprocessing
 import random
 import statistics
@@ -23,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from bench.load import KEY, long_text, serve_upstream
+from bench.load import KEY, SENTENCES, long_text, serve_upstream
 from tests.support.procstat import Usage, usage, worker_pid
 from tests.support.server import Server, start_server, stop_server
 
@@ -55,19 +65,73 @@ def one_request(server: Server, rng: random.Random) -> str:
     return kind
 
 
+FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+WORDS = " ".join(SENTENCES).replace(".", "").replace(",", "").split()
+
+
+def mix_text(rng: random.Random) -> str:
+    """A fresh text of 20-4,096 characters (log-uniform): shuffled words in sentences."""
+    chars = int(math.exp(rng.uniform(math.log(20), math.log(4096))))
+    sentences: list[str] = []
+    while sum(len(s) + 1 for s in sentences) < chars:
+        words = rng.choices(WORDS, k=rng.randint(4, 18))
+        sentences.append(" ".join(words).capitalize() + rng.choice([".", ".", "?", "!"]))
+    return " ".join(sentences)[:chars].rsplit(" ", 1)[0] + "."
+
+
+def one_mixed_request(port: int, rng: random.Random, seen: list[tuple[str, str]]) -> str:
+    """One request of the --mix soak: the kind it was and how it went."""
+    roll = rng.random()
+    if seen and roll < 0.35:  # 25 % repeats, 10 % byte ranges of an earlier text
+        kind = "repeat" if roll < 0.25 else "range"
+        input_text, fmt = rng.choice(seen)
+    else:
+        kind = "sse" if roll < 0.45 else "hang-up" if roll < 0.55 else "new"
+        input_text, fmt = mix_text(rng), rng.choice(FORMATS)
+        if kind == "new":
+            seen.append((input_text, fmt))
+    body: dict[str, object] = {"model": "piper", "voice": "alloy", "input": input_text, "response_format": fmt}
+    headers = {"Content-Type": "application/json"}
+    if kind == "sse":
+        body["stream_format"] = "sse"
+    if kind == "range":
+        first = rng.randint(0, 20_000)
+        headers["Range"] = f"bytes={first}-{first + rng.randint(0, 200_000)}"
+    source = f"127.0.0.{rng.randint(2, 17)}"  # 16 clients, each within the default per-client limits
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300, source_address=(source, 0))
+    try:
+        conn.request("POST", "/v1/audio/speech", json.dumps(body), headers)
+        response = conn.getresponse()
+        budget = rng.uniform(0.1, 3.0) if kind == "hang-up" else math.inf
+        start = time.monotonic()
+        while response.read1(65536) and time.monotonic() - start < budget:
+            pass
+        if response.status not in (200, 206, 416):
+            return f"{kind}: HTTP {response.status}"
+        return kind
+    finally:
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--mix", action="store_true", help="open arrivals of every kind, site defaults")
+    parser.add_argument("--warm-up", type=float, help="minutes left out of the trend (default: the first half)")
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
     upstream = multiprocessing.Process(target=serve_upstream, args=(child,), daemon=True)
     upstream.start()
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": parent.recv()}
+    if args.mix:  # the site's defaults, as `make run` serves it
+        defaults = ("SPEECH_RATE_LIMIT", "SPEECH_MAX_STREAMS_PER_CLIENT", "SPEECH_MAX_STREAMS")
+        env.update({"SPEECH_CACHE_AUDIO": "1", **dict.fromkeys(defaults, "")})
     server = start_server(Path(tempfile.mkdtemp(prefix="bench-soak-")), env)
     done: Counter[str] = Counter()
     stop = threading.Event()
+    port = int(server.url.rsplit(":", 1)[1])
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -77,10 +141,26 @@ def main() -> None:
             except requests.RequestException as error:
                 done[f"error: {type(error).__name__}"] += 1
 
+    def mixed(rng: random.Random, seen: list[tuple[str, str]]) -> None:
+        try:
+            done[one_mixed_request(port, rng, seen)] += 1
+        except (OSError, http.client.HTTPException) as error:
+            done[f"error: {type(error).__name__}"] += 1
+
+    def arrivals() -> None:
+        rng = random.Random(1)
+        seen: list[tuple[str, str]] = []
+        while not stop.wait(rng.uniform(1.0, 2.0)):
+            seed = rng.random()
+            threading.Thread(target=mixed, args=(random.Random(seed), seen), daemon=True).start()
+
     try:
         pid = worker_pid(server.process.pid)
         samples: list[tuple[float, Usage]] = [(0.0, usage(pid))]
-        threads = [threading.Thread(target=client, args=(seed,), daemon=True) for seed in range(args.clients)]
+        if args.mix:
+            threads = [threading.Thread(target=arrivals, daemon=True)]
+        else:
+            threads = [threading.Thread(target=client, args=(seed,), daemon=True) for seed in range(args.clients)]
         for thread in threads:
             thread.start()
         start = time.monotonic()
@@ -104,12 +184,14 @@ def main() -> None:
         time.sleep(2)
         samples.append((time.monotonic() - start, usage(pid)))
         assert worker_pid(server.process.pid) == pid, "the worker was restarted"
+        where = resident(pid)
     finally:
         stop_server(server)
         parent.send("stop")
         upstream.join(timeout=10)
 
-    half = [(t, u) for t, u in samples if t >= samples[-1][0] / 2]
+    warm_up = samples[-1][0] / 2 if args.warm_up is None else args.warm_up * 60
+    half = [(t, u) for t, u in samples if t >= warm_up]
     times = [t / 60 for t, _ in half]
 
     def slope(values: list[float]) -> float:
@@ -117,12 +199,40 @@ def main() -> None:
 
     print(f"\nrequests by kind: {dict(sorted(done.items()))}")
     print(
-        f"second half trend per minute: RSS {slope([u.rss_mb for _, u in half]):+.2f} MB, "
+        f"trend per minute after {warm_up / 60:.1f} min of warm-up: RSS {slope([u.rss_mb for _, u in half]):+.2f} MB, "
         f"fds {slope([float(u.fds) for _, u in half]):+.2f}, threads {slope([float(u.threads) for _, u in half]):+.2f}"
     )
     first, last = samples[0][1], samples[-1][1]
     print(f"start → end: RSS {first.rss_mb:.0f} → {last.rss_mb:.0f} MB, fds {first.fds} → {last.fds}, "
           f"threads {first.threads} → {last.threads}")  # fmt: skip
+    print("worker resident MB by kind: " + ", ".join(f"{kind} {mb:.0f}" for kind, mb in where.items()))
+
+
+def resident(pid: int) -> dict[str, float]:
+    """The worker's resident memory by kind, from /proc/PID/smaps.
+
+    glibc's secondary malloc arenas are anonymous mappings aligned to their 64 MiB reservation;
+    "[heap]" is the main arena; other anonymous mappings are large malloc blocks, Python's and
+    ONNX's own arenas and thread stacks; the rest is files (libraries, the model).
+    """
+    kinds: dict[str, float] = {}
+    kind = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            start = int(fields[0].split("-")[0], 16)
+            name = fields[5] if len(fields) > 5 else ""
+            if name == "[heap]":
+                kind = "main arena"
+            elif name.startswith("["):
+                kind = "other"
+            elif name:
+                kind = "files"
+            else:
+                kind = "malloc arenas" if start % (64 << 20) == 0 else "other anonymous"
+        elif fields[0] == "Rss:":
+            kinds[kind] = kinds.get(kind, 0.0) + int(fields[1]) / 1024
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]))
 
 
 if __name__ == "__main__":

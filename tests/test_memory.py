@@ -1,0 +1,43 @@
+"""A freed large block goes back to the system at once, whatever blocks were freed before it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.server import ROOT
+
+# Frees one large block (glibc then raises its mmap threshold to that size), then holds 64 blocks
+# of 1 MiB with a small allocation after each, frees the large ones and prints how many MiB stayed.
+SCRIPT = """
+import sys
+from pathlib import Path
+from speech import memory
+
+def rss():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+if sys.argv[1] == "tuned":
+    assert memory.return_large_blocks_promptly()
+del sys.argv
+big = b"x" * (20 << 20)
+del big
+before = rss()
+blocks, pins = [], []
+for _ in range(64):
+    blocks.append(b"x" * (1 << 20))
+    pins.append(b"x" * 1000)
+del blocks
+print(rss() - before)
+"""
+
+
+def stays_resident(mode: str) -> float:
+    result = subprocess.run([sys.executable, "-c", SCRIPT, mode], cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(result.stdout)
+
+
+def test_large_blocks_are_returned_once_freed() -> None:
+    assert stays_resident("default") > 16  # glibc's own behaviour: many freed blocks stay in its heap
+    assert stays_resident("tuned") < 4
