@@ -17,10 +17,10 @@ from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
 from speech import cache as audio_cache
-from speech import schemas, security, text, usage
+from speech import schemas, security, text, timings, transcripts, usage
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
-from speech.errors import InvalidRequest, MethodNotAllowed, SpeechError
+from speech.errors import InvalidRequest, MethodNotAllowed, NotFound, SpeechError
 from speech.hangup import Cancellation, watcher
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
     with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
-        stream = engine_for_model(speech.model).speak(speech, cancel)
+        stream = transcripts.keep(engine_for_model(speech.model).speak(speech, cancel))
     stream = track.stream(audio_cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
     return _streaming_response(request, speech, stream, cancel)
 
@@ -59,6 +59,39 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
 @router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)
 def speech_wrong_method(request: HttpRequest) -> HttpResponse:
     raise MethodNotAllowed(f"Method {request.method} is not allowed here; use POST.", headers={"Allow": "POST"})
+
+
+@router.get("/audio/speech/{speech_id}/words", response={200: schemas.WordList, 404: schemas.ErrorBody, **ERRORS})
+def speech_words(request: HttpRequest, speech_id: str) -> dict[str, Any]:
+    """The word timings of a finished synthesis, by the ``X-Speech-Id`` its response carried."""
+    return {"id": speech_id, "data": _finished_words(speech_id)}
+
+
+@router.get(
+    "/audio/speech/{speech_id}/subtitles",
+    response={200: None, 404: schemas.ErrorBody, **ERRORS},
+    summary="Subtitles (WebVTT or SRT) of a finished synthesis",
+)
+def speech_subtitles(request: HttpRequest, speech_id: str, format: schemas.SubtitleFormat = "vtt") -> HttpResponse:
+    words = _finished_words(speech_id)
+    if format == "srt":
+        response = HttpResponse(timings.srt(words), content_type="application/x-subrip; charset=utf-8")
+    else:
+        response = HttpResponse(timings.webvtt(words), content_type="text/vtt; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="speech.{format}"'
+    return response
+
+
+def _finished_words(speech_id: str) -> list[timings.Word]:
+    words = transcripts.load(speech_id)
+    if words is None:
+        raise NotFound(
+            f"No finished synthesis '{speech_id}' has word timings (unknown, still speaking, expired, or from an "
+            "engine without timings).",
+            param="speech_id",
+            code="speech_not_found",
+        )
+    return words
 
 
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")
@@ -84,7 +117,7 @@ def _streaming_response(
     chunks = stream.chunks
     content_type = stream.content_type
     if speech.stream_format == "sse" and not stream.sse:
-        chunks = _sse_events(chunks, speech)
+        chunks = _sse_events(chunks, speech, stream.words)
     if speech.stream_format == "sse":
         content_type = "text/event-stream"
     response = StreamingHttpResponse(
@@ -103,11 +136,16 @@ def _watched(chunks: Iterator[bytes], sock: Any, cancel: Cancellation) -> Iterat
         yield from chunks
 
 
-def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest) -> Iterator[bytes]:
+def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:
     sent = 0
     for chunk in chunks:
         sent += len(chunk)
+        # The engine adds a piece's words before yielding its audio: each word comes before its sound.
+        for word in words.take() if words else ():
+            yield _sse(word.event())
         yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
+    for word in words.take() if words else ():
+        yield _sse(word.event())
     input_tokens = math.ceil(len(speech.input) / 4)
     output_tokens = math.ceil(sent / 1000)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
@@ -150,7 +188,7 @@ def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
 def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
     """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
     first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload", "query")]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request.")
     if first.get("type") == "missing":

@@ -95,6 +95,8 @@ def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | No
     response["X-Accel-Buffering"] = "no"
     response["X-Speech-Engine"] = meta["engine"]
     response["X-Speech-Cache"] = "hit"
+    if meta.get("speech_id"):  # its word timings, stored when it was made
+        response["X-Speech-Id"] = meta["speech_id"]
     return response
 
 
@@ -156,7 +158,7 @@ def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancell
         close(stream.chunks)
         if complete and (not pending or _safely(store.set, _part(key, nonce, parts), bytes(pending), TIMEOUT)):
             meta = {"nonce": nonce, "parts": parts + bool(pending), "size": size, "content_type": stream.content_type}
-            _safely(_publish, key, {**meta, "engine": stream.engine})
+            _safely(_publish, key, {**meta, "engine": stream.engine, "speech_id": stream.headers.get("X-Speech-Id")})
         else:
             _safely(store.delete_many, [_part(key, nonce, index) for index in range(parts + 1)])
 

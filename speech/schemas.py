@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field
 
 Format = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+SubtitleFormat = Literal["vtt", "srt"]
 
 
 class SpeechBody(Schema):
@@ -20,6 +21,21 @@ class SpeechBody(Schema):
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = Field(None, max_length=4096, description="Passed upstream; ignored by piper.")
     stream_format: Literal["audio", "sse"] = "audio"
+
+
+class Word(Schema):
+    text: str = Field(..., description="The word as it is in `input`.")
+    start: float = Field(..., description="Seconds from the start of the audio.")
+    end: float
+    char_start: int = Field(..., description="Offset of the word in `input` (Python string index).")
+    char_end: int
+    estimated: bool = Field(..., description="True when the voice gave no alignments and times are estimated.")
+
+
+class WordList(Schema):
+    object: Literal["list"] = "list"
+    id: str
+    data: list[Word]
 
 
 class Voice(Schema):

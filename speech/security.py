@@ -22,7 +22,7 @@ from speech import limits
 from speech.conf import get_config
 from speech.errors import AuthenticationFailed
 
-EXPOSED = "X-Speech-Engine, X-Speech-Cache, Retry-After, Content-Range, Accept-Ranges"
+EXPOSED = "X-Speech-Engine, X-Speech-Cache, X-Speech-Id, Retry-After, Content-Range, Accept-Ranges"
 
 
 def authenticate(request: HttpRequest) -> str:

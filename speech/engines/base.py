@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from speech.conf import get_config
 from speech.errors import InvalidRequest
 from speech.hangup import Cancellation
+from speech.timings import Timeline
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class SpeechStream:
     # True when ``chunks`` are already server-sent events (an upstream relaying its own SSE).
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # Word timings, filled as the audio is made; None for engines that have none (upstream).
+    words: Timeline | None = None
 
 
 class Engine(Protocol):

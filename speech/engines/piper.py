@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speech import audio, pipeline
+from speech import audio, pipeline, timings
 from speech.conf import OPENAI_VOICES
 from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest
 from speech.hangup import Cancellation
 from speech.scheduler import Cancelled, Grant, scheduler
+from speech.timings import Phone, Voiced
 
 try:
     import onnxruntime
     from piper.config import PiperConfig, SynthesisConfig
-    from piper.voice import PiperVoice
+    from piper.const import BOS, EOS
+    from piper.voice import AudioChunk, PiperVoice
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("The piper engine needs the 'piper' extra: pip install 'speech[piper]'") from error
 
@@ -44,18 +46,34 @@ class _CancellableSession:
         return self._session.run(output_names, feeds, getattr(self.local, "options", None))
 
 
-def _voice(model: Path, config: Path, threads: int) -> PiperVoice:
+def _voice(model: str | bytes, config: Path, threads: int) -> PiperVoice:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(
         config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
         session=_CancellableSession(session),
     )
 
 
-def _paths(spec: dict[str, str]) -> tuple[Path, Path]:
+def _aligned(model: Path) -> str | bytes:
+    """The model with its phoneme durations as a second output (piper's in-memory patch), else its path."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:  # pragma: no cover - onnx is a dependency of the piper extra
+        logger.warning("onnx is missing: word timings of %s are estimated", model.name)
+        return str(model)
+    patched = onnx.load(str(model))
+    try:
+        add_alignment_output(patched)
+    except ValueError as error:  # already patched, or no duration tensor: times are estimated then
+        logger.info("%s: %s", model.name, error)
+    return bytes(patched.SerializeToString())
+
+
+def _paths(spec: dict[str, Any]) -> tuple[Path, Path]:
     if "package" in spec:
         try:
             package = importlib.import_module(spec["package"])
@@ -76,8 +94,9 @@ class LocalVoice:
     narrow: list[PiperVoice]
 
     @classmethod
-    def load(cls, name: str, spec: dict[str, str], slots: int) -> LocalVoice:
-        model, config = _paths(spec)
+    def load(cls, name: str, spec: dict[str, Any], slots: int) -> LocalVoice:
+        path, config = _paths(spec)
+        model = _aligned(path) if spec.get("alignments", True) else str(path)
         cores = os.cpu_count() or 1
         wide = _voice(model, config, cores)
         narrow = [_voice(model, config, max(1, cores // slots)) for _ in range(slots)]
@@ -87,7 +106,7 @@ class LocalVoice:
     def rate(self) -> int:
         return int(self.wide.config.sample_rate)
 
-    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes:
+    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> Voiced:
         voice = self.wide if grant.alone else self.narrow[grant.slot]
         options = onnxruntime.RunOptions()
         # Hand the run's scratch memory back when it ends. Otherwise each session's arena keeps
@@ -99,11 +118,43 @@ class LocalVoice:
         config = SynthesisConfig(length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME)
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
             try:
-                return b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, config))
+                chunks = list(voice.synthesize(text, config, include_alignments=True))
             except Exception:
                 if cancel.cancelled:
                     raise Cancelled from None
                 raise
+        return self._voiced(text, chunks)
+
+    def _voiced(self, text: str, chunks: list[AudioChunk]) -> Voiced:
+        phones: list[Phone] = []
+        samples = 0
+        for chunk in chunks:
+            if chunk.phoneme_alignments is None or chunk.phoneme_id_samples is None:
+                phones += timings.even_phones(chunk.phonemes, samples, len(chunk.audio_float_array))
+            else:
+                phones += _aligned_phones(chunk, samples)
+            samples += len(chunk.audio_float_array)
+        estimated = any(chunk.phoneme_alignments is None for chunk in chunks)
+        marks = timings.marks(text, phones, self._phonemes, estimated)
+        return Voiced(b"".join(chunk.audio_int16_bytes for chunk in chunks), marks)
+
+    def _phonemes(self, word: str) -> list[str]:
+        return [phoneme for sentence in self.wide.phonemize(word) for phoneme in sentence]
+
+
+def _aligned_phones(chunk: AudioChunk, start: int) -> list[Phone]:
+    """Each phoneme's own samples, without the padding id after it (the transition to the next one)."""
+    assert chunk.phoneme_alignments is not None
+    assert chunk.phoneme_id_samples is not None
+    samples = [int(n) for n in chunk.phoneme_id_samples]
+    phones, index, at = [], 0, start
+    for alignment in chunk.phoneme_alignments:
+        own = len(alignment.phoneme_ids) - (alignment.phoneme != EOS)  # a padding id follows all but EOS
+        if alignment.phoneme not in (BOS, EOS):
+            phones.append(Phone(alignment.phoneme, at, at + sum(samples[index : index + own])))
+        at += sum(samples[index : index + len(alignment.phoneme_ids)])
+        index += len(alignment.phoneme_ids)
+    return phones
 
 
 class PiperEngine:
@@ -112,7 +163,7 @@ class PiperEngine:
     def __init__(
         self,
         alias: str,
-        voices: dict[str, dict[str, str]] | None = None,
+        voices: dict[str, dict[str, Any]] | None = None,
         aliases: dict[str, str] | None = None,
     ) -> None:
         self.alias = alias
@@ -144,5 +195,7 @@ class PiperEngine:
 
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         local = self.resolve(request.voice)
-        chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel)
-        return SpeechStream(chunks=chunks, content_type=audio.CONTENT_TYPES[request.response_format], engine=self.alias)
+        words = timings.Timeline()
+        chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel, words)
+        content_type = audio.CONTENT_TYPES[request.response_format]
+        return SpeechStream(chunks=chunks, content_type=content_type, engine=self.alias, words=words)
