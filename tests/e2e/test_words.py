@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -18,13 +19,20 @@ TEXT = (
 # The highlight is compared with the words' times on the player's own clock, sampled every 20 ms
 # in the page: a highlight within this much of the clock is in step with what is heard.
 TOLERANCE = 0.1
+# A sample taken this long after the one before shows a page that was stalled (the machine is
+# shared and loaded): the player's own timer was held up too, so such a sample is not judged.
+STALLED = 0.05
 
 SAMPLER = """() => {
     const root = document.querySelector('[data-speech-player]');
     const player = root.speechPlayer;
     window.wordSamples = [];
     window.wordLists = [];
+    let last = performance.now();
     window.wordSampler = setInterval(() => {
+        const now = performance.now();
+        const gap = (now - last) / 1000;
+        last = now;
         const session = player.session;
         if (!session?.playback) return;
         if (!window.wordLists.includes(session.words)) window.wordLists.push(session.words);
@@ -33,6 +41,7 @@ SAMPLER = """() => {
             t: session.playback.played(),
             list: window.wordLists.indexOf(session.words),
             current: mark ? Number(mark.dataset.start) : null,
+            gap,
         });
     }, 20);
 }"""
@@ -51,8 +60,10 @@ def heard_at(words: list[dict[str, Any]], t: float) -> int | None:
 
 def check_samples(samples: list[dict[str, Any]], words: list[dict[str, Any]]) -> int:
     checked = 0
-    for sample in samples:
+    for before, sample in itertools.pairwise(samples):
         t, current = sample["t"], sample["current"]
+        if sample["gap"] > STALLED or before["gap"] > STALLED:
+            continue
         # Any word heard at some moment within the tolerance of the clock (short words all count).
         near = [token_start(TEXT, w["charStart"]) for w in words if abs(w["start"] - t) <= TOLERANCE]
         allowed = {heard_at(words, t - TOLERANCE), *near}
