@@ -19,6 +19,9 @@ timeout = 60
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every gunicorn on the
+# machine (tests and benchmarks start several): nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
+from pathlib import Path
 
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.player import poll
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.player import poll
 
 TEXT = "Hello! This is how quickly the voice starts after you press the button."
-FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}
+PLAYER = Path(__file__).resolve().parent.parent / "speech" / "static" / "speech" / "player.js"
+
+
+def path_formats() -> dict[str, str]:
+    """The format each playback path asks for, read from the player's own ``PATHS`` table."""
+    table = re.search(r"export const PATHS = \{([^}]*)\}", PLAYER.read_text(encoding="utf-8"))
+    if table is None:
+        raise RuntimeError(f"no PATHS table in {PLAYER}")
+    return dict(re.findall(r'(\w+): "(\w+)"', table[1]))
+
+
+FORMATS = path_formats()
 
 CLICK = """async () => {
     const player = document.querySelector('[data-speech-player]').speechPlayer;

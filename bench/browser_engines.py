@@ -15,11 +15,10 @@ import os
 import time
 from typing import Any
 
-from bench.browser import TEXT, percentile, server_ttfb
-from tests.e2e.browsers import ENGINES, BrowserPage, launch, wait_for
+from bench.browser import FORMATS, TEXT, percentile, server_ttfb
+from tests.support.browsers import ENGINES, BrowserPage, launch, wait_for
 
 PATHS = {"chromium": ["auto", "webcodecs"], "firefox": ["auto", "pcm"], "webkit": ["auto", "webcodecs"]}
-FORMATS = {"mse": "mp3", "webcodecs": "opus", "pcm": "pcm", "element": "mp3"}
 PLAYER = "document.querySelector('[data-speech-player]').speechPlayer"
 
 LISTEN = f"""(() => {{

@@ -24,8 +24,8 @@ from pathlib import Path
 import requests
 
 from bench.load import KEY, long_text, serve_upstream
-from tests.conftest import Server, start_server, stop_server
-from tests.procstat import Usage, usage, worker_pid
+from tests.support.procstat import Usage, usage, worker_pid
+from tests.support.server import Server, start_server, stop_server
 
 SHORT = "Hello there. This is a short answer."
 

@@ -2,6 +2,8 @@
 
     python bench/ttfb.py                 # starts gunicorn on a free loopback port, prints Markdown
     python bench/ttfb.py --url http://127.0.0.1:8000 --runs 20
+    python bench/ttfb.py --server uvicorn                   # the same sections under an ASGI server
+    python bench/ttfb.py --server gunicorn,uvicorn,daphne   # TTFB side by side, requests interleaved
 
 Not a test: it prints numbers for BENCHMARKS.md. Loopback only, bounded in count and time.
 """
@@ -38,10 +40,11 @@ import django  # noqa: E402
 django.setup()
 
 from speech import pipeline, text  # noqa: E402
-from speech.engines.piper import DEFAULT_VOICES, LocalVoice  # noqa: E402
-from speech.hangup import Cancellation  # noqa: E402
+from speech.cancellation import Cancellation  # noqa: E402
+from speech.conf import PIPER_VOICES  # noqa: E402
+from speech.engines.piper import LocalVoice  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.conftest import Server, start_server, stop_server  # noqa: E402
+from tests.support.server import Server, start_server, stop_server  # noqa: E402
 
 LENGTHS = (20, 300, 1000, 4000)
 FORMATS = ("mp3", "opus", "pcm")
@@ -312,10 +315,44 @@ def bench_listeners(url: str, pid: int | None, counts: list[int], chars: int) ->
     return rows
 
 
+def bench_servers(urls: dict[str, str], runs: int, chars: int) -> list[str]:
+    """TTFB per server, one request at a time taking turns, so that each server sees the same load."""
+    rows = [
+        f"Time to first byte (ms) by server, {chars}-character input, {runs} runs per format, the servers "
+        "taking turns request by request. Last column: one whole pcm stream, first byte / last byte (s). "
+        f"loadavg {load()}",
+        "",
+        f"| server | {' | '.join(f'{fmt} p50 / p95' for fmt in FORMATS)} | first / last byte | first / total |",
+        f"|---|{'---:|' * len(FORMATS)}---:|---:|",
+    ]
+    times: dict[tuple[str, str], list[float]] = {(kind, fmt): [] for kind in urls for fmt in FORMATS}
+    for _ in range(runs + 1):  # the first round warms each server's connection path and encoders
+        for fmt in FORMATS:
+            for kind, url in urls.items():
+                stream = open_stream(url, sample(chars), fmt)
+                times[kind, fmt].append((stream.first_byte - stream.started) * 1000)
+                stream.close()
+                time.sleep(0.3)  # let the cancelled synthesis free its slot
+    for kind, url in urls.items():
+        stream = open_stream(url, sample(chars), "pcm")
+        for _ in stream.chunks():
+            last = time.monotonic()
+        stream.close()
+        first, total = stream.first_byte - stream.started, last - stream.started
+        cells = [
+            f"{percentile(times[kind, fmt][1:], 0.5):.0f} / {percentile(times[kind, fmt][1:], 0.95):.0f}"
+            for fmt in FORMATS
+        ]
+        rows.append(f"| {kind} | {' | '.join(cells)} | {first:.2f} / {total:.2f} | {first / total:.1%} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+        time.sleep(1)
+    return rows
+
+
 def machine() -> list[str]:
     lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    packages = ("django", "gunicorn", "piper-tts", "onnxruntime", "av")
+    packages = ("django", "gunicorn", "uvicorn", "daphne", "piper-tts", "onnxruntime", "av")
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in packages)
     return [
         f"Machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {versions}; "
@@ -325,7 +362,10 @@ def machine() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running server; default: start gunicorn on a free loopback port")
+    parser.add_argument("--url", help="a running server; default: start --server on a free loopback port")
+    parser.add_argument(
+        "--server", default="gunicorn", help="gunicorn, uvicorn or daphne; several (comma list): TTFB side by side"
+    )
     parser.add_argument("--runs", type=int, default=20, help="TTFB runs per length and format")
     parser.add_argument("--runs-4000", type=int, default=20, help="TTFB runs for the 4,000-character input")
     parser.add_argument("--listeners", default="1,4,8", help="concurrent listener counts")
@@ -335,15 +375,19 @@ def main() -> None:
     sections = args.only.split(",")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the server on kill/timeout
+    kinds = args.server.split(",")
+    if len(kinds) > 1:
+        compare(kinds, args.runs, args.listen_chars)
+        return
     server: Server | None = None
     url = args.url
     pid = None
     if url is None:
-        server = start_server(Path(tempfile.mkdtemp(prefix="bench-")))
+        server = start_server(Path(tempfile.mkdtemp(prefix="bench-")), kind=kinds[0])
         url = server.url
-        pid = worker_pid(server.process.pid)
+        pid = worker_pid(server.process.pid) if kinds[0] == "gunicorn" else server.process.pid
     try:
-        voice = LocalVoice.load("joe", DEFAULT_VOICES["joe"], scheduler.slots)  # the engine alone, in this process
+        voice = LocalVoice.load("joe", PIPER_VOICES["joe"], scheduler.slots)  # the engine alone, in this process
         voice.synthesize("Hello there.", 1.0, Grant(slot=0, alone=True), Cancellation())
         out = [*machine(), ""]
         if "ttfb" in sections:
@@ -357,6 +401,17 @@ def main() -> None:
     finally:
         if server is not None:
             stop_server(server)
+
+
+def compare(kinds: list[str], runs: int, chars: int) -> None:
+    servers: list[Server] = []
+    try:
+        for kind in kinds:
+            servers.append(start_server(Path(tempfile.mkdtemp(prefix=f"bench-{kind}-")), kind=kind))
+        print("\n".join([*machine(), "", *bench_servers({srv.kind: srv.url for srv in servers}, runs, chars)]))
+    finally:
+        for srv in servers:
+            stop_server(srv)
 
 
 if __name__ == "__main__":

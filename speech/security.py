@@ -31,11 +31,15 @@ def authenticate(request: HttpRequest) -> str:
     return client
 
 
+def address(request: HttpRequest) -> str:
+    """The identity of a client known only by its address."""
+    return f"ip:{request.META.get('REMOTE_ADDR', '')}"
+
+
 def identify(request: HttpRequest) -> str:
     keys: list[str] = get_config()["API_KEYS"]
-    address = f"ip:{request.META.get('REMOTE_ADDR', '')}"
     if not keys:
-        return address
+        return address(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token:
         if any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
@@ -44,7 +48,7 @@ def identify(request: HttpRequest) -> str:
             "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
     if same_site_page(request):
-        return address
+        return address(request)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",

@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from speech.engines.base import SpeechStream
-from speech.limits import cache
+from speech.limits import shared_cache as cache
 from speech.timings import Timeline, Word
 
 logger = logging.getLogger(__name__)

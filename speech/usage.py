@@ -8,29 +8,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
-from django.http import HttpRequest
-from django.utils.module_loading import import_string
-
 from speech import limits
+from speech.cancellation import Cancellation, ClientClosed, close
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
-from speech.hangup import peer_closed
 
 logger = logging.getLogger(__name__)
-
-CLIENT_GONE = 499
 
 
 @dataclass
 class Track:
-    """``with Track(request, speech) as track: stream = engine.speak(...)`` then ``track.stream(stream)``.
+    """``with Track(client, speech) as track: stream = engine.speak(...)`` then ``track.stream(stream, cancel)``.
 
     Entering takes a stream slot (429/503 when none is free); the slot is given back and the record
     written when the stream ends, however it ends, or at once when starting the stream fails.
     """
 
-    request: HttpRequest
+    client: str  # who authenticate() said this is
     speech: SpeechRequest
     started: float = field(default_factory=time.monotonic)
     engine: str = ""
@@ -39,15 +34,11 @@ class Track:
     cached: bool = False
     release: limits.Release | None = None
 
-    @property
-    def client(self) -> str:
-        """Who authenticate() said this is; the address for views that call the API directly."""
-        return str(getattr(self.request, "auth", None) or f"ip:{self.request.META.get('REMOTE_ADDR', '')}")
-
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
         try:
-            self.release = limits.acquire_stream(self.client, synthesis=_synthesises_locally(self.engine))
+            synthesis = not self.cached and _synthesises_locally(self.engine)
+            self.release = limits.acquire_stream(self.client, synthesis=synthesis)
         except SpeechError as error:
             self.finish(error.status)
             raise
@@ -57,19 +48,20 @@ class Track:
         if error is not None:
             self.finish(error.status if isinstance(error, SpeechError) else 500)
 
-    def stream(self, stream: SpeechStream) -> SpeechStream:
+    def stream(self, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
         self.engine = stream.engine
-        return replace(stream, chunks=self.count(stream.chunks))
+        return replace(stream, chunks=self._count(stream.chunks, cancel))
 
-    def count(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        status = CLIENT_GONE
+    def _count(self, chunks: Iterator[bytes], cancel: Cancellation) -> Iterator[bytes]:
+        status = ClientClosed.status
         try:
             for chunk in chunks:
                 if self.ttfb is None:
                     self.ttfb = time.monotonic() - self.started
                 self.sent += len(chunk)
                 yield chunk
-            status = CLIENT_GONE if client_gone(self.request) else 200
+            # Engines end quietly when cancelled: the listener is gone (or the worker stopping).
+            status = ClientClosed.status if cancel.cancelled else 200
         except Exception:
             status = 500
             raise
@@ -82,17 +74,6 @@ class Track:
             self.release()
             self.release = None
         record(self, status)
-
-
-def client_gone(request: HttpRequest) -> bool:
-    """The client hung up (engines stop early then, and end their stream as if it were complete)."""
-    sock = request.META.get("gunicorn.socket")
-    return sock is not None and peer_closed(sock)
-
-
-def close(chunks: Iterator[bytes]) -> None:
-    """Close a chunk generator now (stopping the engine), not whenever it is collected."""
-    getattr(chunks, "close", lambda: None)()
 
 
 def record(track: Track, status: int) -> None:
@@ -120,5 +101,4 @@ def record(track: Track, status: int) -> None:
 
 
 def _synthesises_locally(alias: str) -> bool:
-    spec = get_config()["ENGINES"].get(alias, {})
-    return bool(getattr(import_string(spec["BACKEND"]), "synthesises_locally", False)) if spec else False
+    return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally

@@ -8,9 +8,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
-from speech import limits, schemas
-from speech.api import create_speech, error_response, invalid_request
-from speech.errors import AuthenticationFailed, NotFound, SpeechError
+from speech import limits, schemas, security
+from speech.api import create_speech
+from speech.errors import AuthenticationFailed, NotFound, SpeechError, error_response, invalid_request
 
 TOKEN_SALT = "speech.stream"
 
@@ -43,7 +43,7 @@ def speech_stream(request: HttpRequest) -> HttpResponseBase:
             raise AuthenticationFailed("This stream URL needs the token of the page that made it.", code="bad_token")
         if request.headers.get("Sec-Fetch-Site") == "cross-site":
             raise AuthenticationFailed("This stream URL is not for use from other sites.", code="cross_site")
-        limits.check_rate(f"ip:{request.META.get('REMOTE_ADDR', '')}")
+        limits.check_rate(security.address(request))
         params = {key: value for key, value in request.GET.items() if key != "token"}
         try:
             body = schemas.SpeechBody(**params)  # type: ignore[arg-type]

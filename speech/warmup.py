@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from speech import audio
-from speech.conf import FORMATS, get_config
+from speech.audio import FORMATS
+from speech.conf import get_config
 from speech.engines.base import get_engine
 
 
@@ -13,7 +14,4 @@ def warm_up() -> None:
         encoder.write(bytes(4410))
         encoder.close()
     for alias in get_config()["ENGINES"]:
-        engine = get_engine(alias)
-        warm = getattr(engine, "warm_up", None)
-        if warm is not None:
-            warm()
+        get_engine(alias).warm_up()

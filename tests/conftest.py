@@ -1,121 +1,49 @@
-"""Fixtures that run the product the way users do: a real gunicorn server on a free port."""
+"""Fixtures that run the product the way users do: a real server (gunicorn, or an ASGI one) on a free port."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-
-
-# Static files are collected once per test run and shared by every server started.
-_STATIC_ROOT = Path(tempfile.mkdtemp(prefix="speech-static-"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
-
-    def post_speech(self, stream: bool = True, **body: object) -> requests.Response:
-        payload = {"model": "piper", "voice": "alloy", **body}
-        return requests.post(f"{self.url}/v1/audio/speech", json=payload, stream=stream, timeout=60)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
-    """Start gunicorn as `make run` does: migrated database, collected static files, warm voice."""
-    port = free_port()
-    log = tmp_path / f"gunicorn-{port}.log"
-    full_env = {
-        **{name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"},
-        "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
-        "DJANGO_DEBUG": "0",
-        # Tests that measure synthesis need it to happen: the audio cache is on only where asked for.
-        "SPEECH_CACHE_AUDIO": "0",
-        # Many requests from one address, many at once: limits are off unless a test sets them.
-        "SPEECH_RATE_LIMIT": "off",
-        "SPEECH_MAX_STREAMS_PER_CLIENT": "0",
-        "SPEECH_MAX_STREAMS": "0",
-        "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
-        "DJANGO_STATIC_ROOT": str(_STATIC_ROOT),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        **(env or {}),
-    }
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=full_env, check=True)
-    if not (_STATIC_ROOT / "staticfiles.json").exists():
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=full_env, check=True
-        )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):  # 401: keys required
-                return Server(url, process, log)
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    stop_server(Server(url, process, log))
-    raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Server]]:
+    """One shared server of each kind, started when a test first asks for it, stopped at the end."""
+    started: dict[str, Server] = {}
+
+    def get(kind: str) -> Server:
+        if kind not in started:
+            started[kind] = start_server(tmp_path_factory.mktemp(kind), kind=kind)
+        return started[kind]
+
+    yield get
+    for srv in started.values():
+        stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def server(servers: Callable[[str], Server]) -> Server:
     """The site as `make run` serves it (gunicorn, gthread, warm-up hook), on a free port."""
-    srv = start_server(tmp_path_factory.mktemp("server"))
-    yield srv
-    stop_server(srv)
+    return servers("gunicorn")
+
+
+@pytest.fixture(params=STREAMING_SERVERS)
+def each_server(request: pytest.FixtureRequest, servers: Callable[[str], Server]) -> Server:
+    """The site under each server the streaming tests cover (WSGI: gunicorn; ASGI: uvicorn)."""
+    return servers(request.param)
 
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a server with extra environment; stopped after the test."""
+    """Start a server (``kind=`` gunicorn, uvicorn or daphne) with extra environment; stopped after the test."""
     started: list[Server] = []
 
-    def make(**env: str) -> Server:
-        srv = start_server(tmp_path, env)
+    def make(kind: str = "gunicorn", **env: str) -> Server:
+        srv = start_server(tmp_path, env, kind)
         started.append(srv)
         return srv
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from speech import client
-from tests.audio_check import duration
-from tests.conftest import Server
+from speech import audio, client
+from tests.support.audio_check import duration
+from tests.support.server import Server
 
 TEXT = " ".join(
     [
@@ -68,7 +68,7 @@ def recorded(frames: Iterator[bytes], got: list[bytes], events: list[str]) -> It
         events.append("closed")
 
 
-@pytest.mark.parametrize("fmt", client.FORMATS)
+@pytest.mark.parametrize("fmt", audio.FORMATS)
 def test_first_pcm_arrives_long_before_the_server_finishes(server: Server, fmt: str) -> None:
     start = time.monotonic()
     arrivals = []

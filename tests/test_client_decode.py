@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import av
 import pytest
 
-from speech import client
-from tests.conftest import FIXTURES, ROOT
+from speech import audio, client
+from tests.support.server import FIXTURES, ROOT
 
 # mp3 pads the end of the stream with up to one frame of the encoder's silence; only a seekable
 # file lets FFmpeg trim it (it reads the padding from the end). Nothing else may differ.
@@ -50,7 +50,7 @@ class Pieces:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("fmt", client.FORMATS)
+@pytest.mark.parametrize("fmt", audio.FORMATS)
 def test_pieces_decode_to_the_same_samples_as_the_whole_file(fmt: str, seed: int) -> None:
     data = (FIXTURES / f"sample.{fmt}").read_bytes()
     expected = reference(fmt)
@@ -65,7 +65,7 @@ def test_pieces_decode_to_the_same_samples_as_the_whole_file(fmt: str, seed: int
         assert decoded == expected
 
 
-@pytest.mark.parametrize("fmt", client.FORMATS)
+@pytest.mark.parametrize("fmt", audio.FORMATS)
 def test_first_pcm_comes_out_after_a_fraction_of_the_input(fmt: str) -> None:
     data = (FIXTURES / f"sample.{fmt}").read_bytes()
     pieces = Pieces(data, seed=3)
@@ -112,7 +112,7 @@ def test_a_stream_in_another_format_is_refused(fmt: str) -> None:
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, ConnectionError])
-@pytest.mark.parametrize("fmt", client.FORMATS)
+@pytest.mark.parametrize("fmt", audio.FORMATS)
 def test_errors_of_the_source_come_through_unchanged(fmt: str, error: type[BaseException]) -> None:
     data = (FIXTURES / f"sample.{fmt}").read_bytes()
 

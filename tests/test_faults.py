@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.conftest import Server
-from tests.procstat import settles, usage, worker_pid
+from tests.support.procstat import settles, usage, worker_pid
+from tests.support.server import Server
 
 LONG = " ".join(f"Sentence number {n} is here, with a clause, to keep the voice busy for a while." for n in range(50))
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Server, start_server, stop_server
-from tests.procstat import settles, usage, worker_pid
+from tests.support.procstat import settles, usage, worker_pid
+from tests.support.server import Server, start_server, stop_server
 
 KEY = "sk-faults-0123456789"
 

@@ -16,7 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.conftest import Server, start_server, stop_server
+from tests.support.server import Server, start_server, stop_server
 
 # Enough to find the classic failures, small enough for make test on a shared 2-core machine.
 EXAMPLES = {GenerationMode.POSITIVE: 80, GenerationMode.NEGATIVE: 120}

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.audio_check import duration
-from tests.conftest import Server
-from tests.procstat import usage, worker_pid
+from tests.support.audio_check import duration
+from tests.support.procstat import usage, worker_pid
+from tests.support.server import Server
 
 SPEECH = "/v1/audio/speech"
 # Reading this long is enough to show that a stream is under way; the rest is cancelled by hanging up.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from speech import pipeline
-from speech.hangup import Cancellation
+from speech.cancellation import Cancellation
 from speech.scheduler import Grant
 from speech.timings import Voiced
 

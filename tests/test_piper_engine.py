@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from speech.conf import OPENAI_VOICES
+from speech.cancellation import Cancellation, Cancelled
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant
+from speech.scheduler import Grant
+from speech.schemas import OPENAI_VOICES
 
 LONG_SENTENCE = (
     "This single sentence runs on and on, through one clause after another, with no full stop in sight, "

@@ -13,9 +13,9 @@ import openai
 import pytest
 import requests
 
-from tests.audio_check import duration
-from tests.conftest import Server, free_port, start_server, stop_server
-from tests.fake_upstream import Behaviour, FakeUpstream, audio_body
+from tests.support.audio_check import duration
+from tests.support.fake_upstream import Behaviour, FakeUpstream, audio_body
+from tests.support.server import Server, free_port, start_server, stop_server
 
 KEY = "sk-test-0123456789abcdefSECRET"
 TEXT = "Hello from upstream. This is proxied chunk for chunk."
@@ -28,16 +28,27 @@ def upstream() -> Iterator[FakeUpstream]:
     fake.stop()
 
 
-@pytest.fixture(scope="module")
-def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
+def proxy_env(upstream: FakeUpstream) -> dict[str, str]:
+    return {
         "OPENAI_API_KEY": KEY,
         "OPENAI_BASE_URL": upstream.url,
         "OPENAI_TIMEOUT": "1",
         "SPEECH_MAX_INPUT_CHARS": "50000",
         "SPEECH_LOG_LEVEL": "DEBUG",
     }
-    server = start_server(tmp_path_factory.mktemp("proxy"), env)
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("proxy"), proxy_env(upstream))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def asgi_proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The proxy under uvicorn, for the hang-up tests: ASGI reports a hang-up differently."""
+    server = start_server(tmp_path_factory.mktemp("asgi-proxy"), proxy_env(upstream), kind="uvicorn")
     yield server
     stop_server(server)
 
@@ -236,16 +247,17 @@ def hang_up_after_first_bytes(server: Server) -> float:
     return time.monotonic()
 
 
+@pytest.mark.parametrize("served_by", ["proxy", "asgi_proxy"])
 @pytest.mark.parametrize(
     "behaviour",
     [Behaviour(interval=0.05, chunk_size=500), Behaviour(interval=30, chunk_size=500)],
     ids=["streaming", "upstream-stalled"],
 )
 def test_client_hang_up_closes_the_upstream_connection(
-    proxy: Server, upstream: FakeUpstream, behaviour: Behaviour
+    request: pytest.FixtureRequest, upstream: FakeUpstream, behaviour: Behaviour, served_by: str
 ) -> None:
     upstream.behaviour = behaviour
-    closed = hang_up_after_first_bytes(proxy)
+    closed = hang_up_after_first_bytes(request.getfixturevalue(served_by))
     (exchange,) = upstream.exchanges
     seen = upstream.wait_closed(exchange, timeout=3)
 
@@ -367,10 +379,13 @@ def test_the_key_appears_in_no_response_and_no_log(proxy: Server, upstream: Fake
     assert len(upstream.exchanges) == 2 * len(scenarios) + 1
 
 
-def test_hang_up_while_upstream_thinks_frees_the_stream_at_once(upstream: FakeUpstream, make_server: object) -> None:
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_hang_up_while_upstream_thinks_frees_the_stream_at_once(
+    upstream: FakeUpstream, make_server: object, kind: str
+) -> None:
     """One stream per client: the next request must not wait for upstream's late first byte."""
     server: Server = make_server(  # type: ignore[operator]
-        OPENAI_API_KEY=KEY, OPENAI_BASE_URL=upstream.url, SPEECH_MAX_STREAMS_PER_CLIENT="1"
+        kind, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=upstream.url, SPEECH_MAX_STREAMS_PER_CLIENT="1"
     )
     upstream.behaviour = Behaviour(ttfb=4.0)
     with send_speech_request(server):

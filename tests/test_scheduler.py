@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Scheduler
+from speech.cancellation import Cancellation, Cancelled
+from speech.scheduler import Scheduler
 
 
 def wait_until(condition: object, timeout: float = 5.0) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from speech import pipeline, text, timings
+from speech.cancellation import Cancellation
 from speech.engines.base import get_engine
 from speech.engines.piper import LocalVoice, PiperEngine
-from speech.hangup import Cancellation
 from speech.scheduler import Grant
 from speech.timings import Word
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from speech import client
 from speech.timings import Word
-from tests.conftest import Server
-from tests.test_client_command import speak
+from tests.support.server import Server
+from tests.test_speak_command import speak
 
 TEXT = "Dr. Smith paid $5. Then he left."
 

@@ -150,8 +150,9 @@ if os.environ.get("OPENAI_API_KEY"):
             "BACKEND": "speech.engines.openai.OpenAIEngine",
             "OPTIONS": {
                 "api_key": os.environ["OPENAI_API_KEY"],
-                "base_url": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
                 "read_timeout": float(os.environ.get("OPENAI_TIMEOUT", "30")),
             },
         },
     }
+    if os.environ.get("OPENAI_BASE_URL"):
+        SPEECH["ENGINES"]["openai"]["OPTIONS"]["base_url"] = os.environ["OPENAI_BASE_URL"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from speech.cancellation import Cancellation
 from speech.conf import get_config
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
 from speech.timings import Timeline
 
 
@@ -36,20 +39,32 @@ class SpeechStream:
     # True when ``chunks`` are already server-sent events (an upstream relaying its own SSE).
     sse: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200  # 206 for a replayed range
     # Word timings, filled as the audio is made; None for engines that have none (upstream).
     words: Timeline | None = None
 
 
-class Engine(Protocol):
-    alias: str
+class Engine(abc.ABC):
+    """What the API needs from an engine; ``SPEECH["ENGINES"]`` backends subclass it."""
 
+    # Counted against SPEECH["MAX_STREAMS"]: the engine synthesises on this machine's cores.
+    synthesises_locally = False
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        # Voice name a client may send -> the voice that speaks for it (OpenAI's names onto local voices).
+        self.aliases: dict[str, str] = {}
+
+    @abc.abstractmethod
     def voices(self) -> list[str]:
         """Voice names this engine accepts, OpenAI's names included."""
-        ...
 
+    @abc.abstractmethod
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         """Start speaking. Raise ``SpeechError`` for failures known before the first byte."""
-        ...
+
+    def warm_up(self) -> None:  # noqa: B027 - most engines have nothing to warm
+        """Load and run once at start, so the first request is as fast as the rest."""
 
 
 @functools.cache
@@ -70,3 +85,9 @@ def engine_for_model(model: str) -> Engine:
             code="model_not_found",
         )
     return get_engine(models[model])
+
+
+@receiver(setting_changed)
+def _clear_engines(*, setting: str, **kwargs: object) -> None:
+    if setting == "SPEECH":
+        get_engine.cache_clear()

@@ -33,10 +33,10 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from speech.audio import CONTENT_TYPES
-from speech.conf import OPENAI_VOICES
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.cancellation import Cancellation, Cancelled, ClientClosed
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
-from speech.hangup import Cancellation
+from speech.schemas import OPENAI_VOICES
 from speech.text import normalize, sentences
 
 logger = logging.getLogger(__name__)
@@ -47,21 +47,22 @@ _Opened = tuple[requests.Response, Iterator[bytes]]
 # What a speech response may be labelled; anything else (text/html from a proxy's error page) is not audio.
 _AUDIO_TYPES = ("audio/", "application/octet-stream", "text/event-stream")
 _UPSTREAM_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, SpeechError)
+OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     def __init__(
         self,
         alias: str,
         api_key: str,
-        base_url: str = "https://api.openai.com/v1",
+        base_url: str = OPENAI_URL,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         pool_size: int = 256,
         max_chars: int = 4096,
         voices: list[str] | None = None,
     ) -> None:
-        self.alias = alias
+        super().__init__(alias)
         self.max_chars = max_chars
         self._key = api_key
         self._url = base_url.rstrip("/") + "/audio/speech"
@@ -84,9 +85,9 @@ class OpenAIEngine:
         first = self._prefetch.submit(self._open, request, parts[0], stream_format)
         try:
             response, chunks = _result(first, cancel)
-        except _Cancelled:
+        except Cancelled:
             _discard(first)
-            raise SpeechError("The client closed the connection.", status=499, code="client_closed_request") from None
+            raise ClientClosed("The client closed the connection.", code="client_closed_request") from None
         content_type = response.headers.get("Content-Type") or CONTENT_TYPES[request.response_format]
         return SpeechStream(
             chunks=self._stream(request, parts, (response, chunks), cancel),
@@ -214,16 +215,12 @@ class OpenAIEngine:
                 return
             logger.warning("upstream %r stream broke off after %d bytes: %s", self.alias, sent, error)
             raise UpstreamError(f"The upstream speech service '{self.alias}' broke off mid-stream.") from None
-        except _Cancelled:
+        except Cancelled:
             return
         finally:
             response.close()
             if pending is not None:
                 _discard(pending)
-
-
-class _Cancelled(Exception):
-    pass
 
 
 def _read(response: requests.Response) -> Iterator[bytes]:
@@ -243,13 +240,13 @@ def _hang_up(response: requests.Response) -> None:
 
 
 def _result(future: Future[_Opened], cancel: Cancellation) -> _Opened:
-    """The prefetched part, or ``_Cancelled`` as soon as the listener hangs up while we wait."""
+    """The prefetched part, or ``Cancelled`` as soon as the listener hangs up while we wait."""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     with cancel.on_cancel(done.set):
         done.wait()
     if cancel.cancelled:
-        raise _Cancelled
+        raise Cancelled
     return future.result()
 
 

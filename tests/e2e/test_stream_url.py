@@ -7,8 +7,8 @@ import re
 
 import requests
 
-from tests.audio_check import duration
-from tests.conftest import Server
+from tests.support.audio_check import duration
+from tests.support.server import Server
 
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}
 

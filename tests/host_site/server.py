@@ -1,4 +1,4 @@
-"""Run tests/host_site from a fresh venv holding only the app's wheel, under gunicorn, at a script prefix."""
+"""Run tests/host_site from a fresh venv holding only the app's wheel, under gunicorn or uvicorn, at a script prefix."""
 
 from __future__ import annotations
 
@@ -12,19 +12,28 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, Server, free_port, stop_server
 from tests.host_site.install import build_wheel, venv_with
+from tests.support.server import ROOT, Server, free_port, stop_server
 
 PREFIX = "/site"
 KEY = "host-key"
 
 
+# The host's own commands: gunicorn takes the prefix off the path (SCRIPT_NAME); under ASGI Django does,
+# from FORCE_SCRIPT_NAME, as it would behind a proxy that passes the whole path.
+COMMANDS = {
+    "gunicorn": ["gunicorn", "host_site.wsgi:application", "--bind", "127.0.0.1:{port}", "--worker-class", "gthread",
+                 "--threads", "16", "--no-control-socket"],
+    "uvicorn": ["uvicorn", "host_site.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+}  # fmt: skip
+
+
 @contextlib.contextmanager
-def host_site(work: Path) -> Iterator[Server]:
+def host_site(work: Path, kinds: tuple[str, ...] = ("gunicorn",)) -> Iterator[dict[str, Server]]:
+    """The host site served by each of ``kinds`` (one installed wheel, one database)."""
     python, site_packages = venv_with(build_wheel(work), work / "venv")
     site = work / "site"
     shutil.copytree(ROOT / "tests" / "host_site", site / "host_site", ignore=shutil.ignore_patterns("__pycache__"))
-    port = free_port()
     env = {
         **{name: value for name, value in os.environ.items() if not name.startswith(("DJANGO_", "SPEECH_"))},
         "DJANGO_SETTINGS_MODULE": "host_site.settings",
@@ -37,26 +46,31 @@ def host_site(work: Path) -> Iterator[Server]:
                            capture_output=True, check=True)  # fmt: skip
     assert where.stdout.startswith(str(site_packages))  # the wheel, not the repository
     subprocess.run([python, "-m", "django", "migrate", "--noinput", "-v", "0"], cwd=site, env=env, check=True)
-    log = work / "gunicorn.log"
-    args = ["host_site.wsgi:application", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--threads", "16"]
-    process = subprocess.Popen(
-        [python, "-m", "gunicorn", *args],
-        cwd=site,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(f"http://127.0.0.1:{port}{PREFIX}", process, log)
+    servers: dict[str, Server] = {}
     try:
-        deadline = time.monotonic() + 60
-        while not _ready(server):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield server
+        for kind in kinds:
+            servers[kind] = _serve(kind, python, site, env, work / f"{kind}.log")
+        yield servers
     finally:
-        stop_server(server)
+        for server in servers.values():
+            stop_server(server)
+
+
+def _serve(kind: str, python: Path, site: Path, env: dict[str, str], log: Path) -> Server:
+    port = free_port()
+    module, *args = (arg.format(port=port) for arg in COMMANDS[kind])
+    process = subprocess.Popen(
+        [python, "-m", module, *args], cwd=site, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}{PREFIX}", process, log, kind)
+    deadline = time.monotonic() + 60
+    while not _ready(server):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(server)
+            raise AssertionError(f"{kind} did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    return server
 
 
 def _ready(server: Server) -> bool:

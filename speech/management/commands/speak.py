@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from speech import client, timings
+from speech import audio, client, timings
 
 
 class ProgressLine:
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--speed", type=float, default=1.0, help="0.25 to 4.0 (default: 1.0).")
         parser.add_argument(
             "--format",
-            choices=client.FORMATS,
+            choices=audio.FORMATS,
             help="Response format (default: from --out's suffix, else pcm).",
         )
         parser.add_argument("--out", help="Write the audio to this file instead of playing it.")
@@ -113,9 +113,9 @@ class Command(BaseCommand):
                 api_key=options["api_key"],
                 words=words if options["subtitles"] else None,
             )
+        from speech.cancellation import Cancellation
         from speech.engines.base import SpeechRequest, get_engine
         from speech.errors import SpeechError
-        from speech.hangup import Cancellation
 
         request = SpeechRequest(
             model="piper", input=text, voice=options["voice"], response_format=fmt, speed=options["speed"]

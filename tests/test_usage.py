@@ -13,7 +13,7 @@ import requests
 from django.test import Client
 
 from speech.models import Usage
-from tests.conftest import Server
+from tests.support.server import Server
 
 
 def rows(server: Server, count: int) -> list[dict[str, Any]]:

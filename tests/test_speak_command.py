@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from speech import client
-from tests.audio_check import duration
-from tests.conftest import ROOT, Server
+from speech import audio, client
+from tests.support.audio_check import duration
+from tests.support.server import ROOT, Server
 from tests.test_client import TEXT, FakeOutput
 
 SHORT = "Hello there. This is the speak command."
@@ -39,7 +39,7 @@ def spoken_seconds(server: Server) -> float:
     return duration(server.post_speech(input=SHORT, response_format="pcm", stream=False).content, "pcm")
 
 
-@pytest.mark.parametrize("fmt", client.FORMATS)
+@pytest.mark.parametrize("fmt", audio.FORMATS)
 def test_out_file_decodes_to_the_right_duration(
     server: Server, tmp_path: Path, spoken_seconds: float, fmt: str
 ) -> None:

@@ -13,8 +13,8 @@ import pytest
 import redis
 import requests
 
-from tests.audio_check import duration
-from tests.conftest import Server, free_port, start_server, stop_server
+from tests.support.audio_check import duration
+from tests.support.server import Server, free_port, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """The audio cache: a repeated request replays stored audio instead of synthesising (or paying) again.
 
-A miss streams to the client and into the cache at once (``tee``): each chunk is written to the
-client first, then appended to 64 KiB parts stored as they fill. The entry becomes visible only
-when the stream has ended complete. A hit (``replay``) streams the parts back one by one and honours
-``Range``. The total size is bounded by ``CACHE_MAX_BYTES``: an index, ordered by last use, evicts
-the least recently used entries.
+A miss streams to the client and into the cache at once (``tee``): each chunk is passed on
+first, then appended to 64 KiB parts stored as they fill. The entry becomes visible only when the
+stream has ended complete. A hit (``replay``) is a ``SpeechStream`` of the parts read back one by
+one, honouring ``Range``: the API renders it like any other stream. The total size is bounded by
+``CACHE_MAX_BYTES``: an index, ordered by last use, evicts the least recently used entries.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.http.response import HttpResponseBase
-
+from speech.cancellation import Cancellation, close
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream
-from speech.hangup import Cancellation
-from speech.limits import cache
-from speech.usage import Track, client_gone, close
+from speech.errors import RangeNotSatisfiable
+from speech.limits import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +41,11 @@ def enabled(engine: str | None) -> bool:
     return bool(setting) and engine is not None
 
 
-def entry_key(speech: SpeechRequest) -> str:
+def entry_key(speech: SpeechRequest) -> str | None:
+    """Where this request's audio is stored; None when it is not cached (SSE, or caching is off for its engine)."""
     engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
+    if speech.stream_format != "audio" or not enabled(engine):
+        return None
     fields = [
         engine,
         speech.model,
@@ -62,46 +62,37 @@ def _part(key: str, nonce: str, index: int) -> str:
     return f"{key}:{nonce}:{index}"
 
 
-def replay(request: HttpRequest, speech: SpeechRequest) -> HttpResponseBase | None:
-    """A response replaying the stored audio for this request, or None on a miss."""
-    if speech.stream_format != "audio" or not enabled(get_config()["MODELS"].get(speech.model)):
-        return None
+def replay(speech: SpeechRequest, range_header: str = "") -> SpeechStream | None:
+    """The stored audio for this request (or the one ``range_header`` asks for), or None on a miss.
+
+    Raises ``RangeNotSatisfiable`` for a range outside the stored audio.
+    """
     key = entry_key(speech)
+    if key is None:
+        return None
     try:
-        meta: dict[str, Any] | None = cache().get(key)
-        if meta is None or not cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
+        meta: dict[str, Any] | None = shared_cache().get(key)
+        if meta is None or not shared_cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
             return None
         _touch(key, meta)
     except Exception:  # the cache is an optimisation: when it is down, synthesise
         logger.exception("audio cache unavailable")
         return None
     size = meta["size"]
-    response: HttpResponseBase
-    try:
-        ranged = _range(request.headers.get("Range", ""), size)
-    except Unsatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+    ranged = _range(range_header, size)
     first, last = ranged or (0, size - 1)
-    track = Track(request, speech, engine=meta["engine"], cached=True)
-    chunks = track.count(_read(key, meta, first, last))
-    response = StreamingHttpResponse(chunks, content_type=meta["content_type"], status=206 if ranged else 200)
-    if ranged:
-        response["Content-Range"] = f"bytes {first}-{last}/{size}"
-    response["Content-Length"] = str(last - first + 1)
-    response["Accept-Ranges"] = "bytes"
-    response["Cache-Control"] = "no-store"
-    response["X-Accel-Buffering"] = "no"
-    response["X-Speech-Engine"] = meta["engine"]
-    response["X-Speech-Cache"] = "hit"
+    headers = {"Content-Length": str(last - first + 1), "Accept-Ranges": "bytes", "X-Speech-Cache": "hit"}
     if meta.get("speech_id"):  # its word timings, stored when it was made
-        response["X-Speech-Id"] = meta["speech_id"]
-    return response
-
-
-class Unsatisfiable(Exception):
-    pass
+        headers["X-Speech-Id"] = meta["speech_id"]
+    if ranged:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return SpeechStream(
+        chunks=_read(key, meta, first, last),
+        content_type=meta["content_type"],
+        engine=meta["engine"],
+        headers=headers,
+        status=206 if ranged else 200,
+    )
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:
@@ -115,31 +106,36 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
     else:
         first, last = int(start), min(int(end), size - 1) if end else size - 1
     if first >= size or first > last or (not start and int(end) == 0):
-        raise Unsatisfiable
+        raise RangeNotSatisfiable(
+            f"The range '{header}' is outside the {size} bytes of this audio.",
+            param="Range",
+            code="range_not_satisfiable",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     return first, last
 
 
 def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[bytes]:
     for index in range(first // PART, last // PART + 1):
-        data: bytes | None = cache().get(_part(key, meta["nonce"], index))
+        data: bytes | None = shared_cache().get(_part(key, meta["nonce"], index))
         if data is None:  # evicted by the cache backend under us: the client sees a short body
             logger.warning("audio cache part %s of %s is gone", index, key)
-            cache().delete(key)
+            shared_cache().delete(key)
             return
         offset = index * PART
         yield data[max(0, first - offset) : last - offset + 1]
 
 
-def tee(request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
-    """Pass the stream through, storing it as it goes; a no-op when this stream is not cacheable."""
-    if speech.stream_format != "audio" or stream.sse or not enabled(stream.engine):
+def tee(key: str, stream: SpeechStream, cancel: Cancellation) -> SpeechStream:
+    """Pass the stream through, storing it under ``key`` as it goes (kept only if it ends complete)."""
+    if stream.sse:  # an upstream's own events, not audio
         return stream
     headers = {**stream.headers, "X-Speech-Cache": "miss"}
-    return replace(stream, chunks=_store(request, entry_key(speech), stream, cancel), headers=headers)
+    return replace(stream, chunks=_store(key, stream, cancel), headers=headers)
 
 
-def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[bytes]:
-    store, limit, nonce = cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
+def _store(key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[bytes]:
+    store, limit, nonce = shared_cache(), get_config()["CACHE_MAX_ENTRY_BYTES"], uuid.uuid4().hex
     pending, parts, size, storing, complete = bytearray(), 0, 0, True, False
     try:
         for chunk in stream.chunks:
@@ -153,7 +149,7 @@ def _store(request: HttpRequest, key: str, stream: SpeechStream, cancel: Cancell
                     del pending[:PART]
                     parts += 1
         # Engines end quietly when cancelled (listener gone, worker shutting down): that audio is partial.
-        complete = storing and size > 0 and not cancel.cancelled and not client_gone(request)
+        complete = storing and size > 0 and not cancel.cancelled
     finally:
         close(stream.chunks)
         if complete and (not pending or _safely(store.set, _part(key, nonce, parts), bytes(pending), TIMEOUT)):
@@ -174,7 +170,7 @@ def _safely(action: Callable[..., object], *args: object) -> bool:
 
 
 def _publish(key: str, meta: dict[str, Any]) -> None:
-    store = cache()
+    store = shared_cache()
     old: dict[str, Any] | None = store.get(key)
     store.set(key, meta, TIMEOUT)
     if old and old["nonce"] != meta["nonce"]:
@@ -201,7 +197,7 @@ def _touch(key: str, meta: dict[str, Any]) -> None:
 
 def _drop(key: str, meta: dict[str, Any], keep_meta: bool = False) -> None:
     keys = [_part(key, meta["nonce"], index) for index in range(meta["parts"])]
-    cache().delete_many(keys if keep_meta else [key, *keys])
+    shared_cache().delete_many(keys if keep_meta else [key, *keys])
 
 
 class _locked:
@@ -211,15 +207,15 @@ class _locked:
 
     def __enter__(self) -> dict[str, int] | None:
         deadline = time.monotonic() + 1.0
-        while not cache().add(LOCK, 1, 5):
+        while not shared_cache().add(LOCK, 1, 5):
             if time.monotonic() > deadline:
                 self.index = None
                 return None
             time.sleep(0.01)
-        self.index = cache().get(INDEX) or {}
+        self.index = shared_cache().get(INDEX) or {}
         return self.index
 
     def __exit__(self, *exc: object) -> None:
         if self.index is not None:
-            cache().set(INDEX, self.index, TIMEOUT)
-            cache().delete(LOCK)
+            shared_cache().set(INDEX, self.index, TIMEOUT)
+            shared_cache().delete(LOCK)

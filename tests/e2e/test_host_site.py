@@ -1,4 +1,5 @@
-"""The widget on a page of another Django site, the app installed from its wheel, under /site/tts/, in Chromium.
+"""The widget on a page of another Django site, the app installed from its wheel, under /site/tts/, in Chromium,
+served by gunicorn (WSGI) and by uvicorn (ASGI).
 
 The host site requires API keys: the page plays through its CSRF token, never seeing a key.
 """
@@ -10,19 +11,23 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
-from tests.conftest import Server
-from tests.e2e.player import first, log, open_player, wait_for
 from tests.host_site.server import KEY, PREFIX, host_site
+from tests.support.player import first, log, open_player, wait_for
+from tests.support.server import Server
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with host_site(tmp_path_factory.mktemp("host-e2e")) as server:
-        yield server
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    with host_site(tmp_path_factory.mktemp("host-e2e"), ("gunicorn", "uvicorn")) as servers:
+        yield servers
 
 
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
 @pytest.mark.parametrize("path", ["mse", "element"])
-def test_the_widget_plays_in_a_host_page_under_the_prefix(page: Page, host: Server, path: str) -> None:
+def test_the_widget_plays_in_a_host_page_under_the_prefix(
+    page: Page, hosts: dict[str, Server], path: str, kind: str
+) -> None:
+    host = hosts[kind]
     requests_made: list[str] = []
     page.on("request", lambda request: requests_made.append(request.url))
     open_player(page, host.url, path)

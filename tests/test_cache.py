@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from tests.conftest import Server, start_server, stop_server
+from tests.support.server import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.conftest import FIXTURES
+from tests.support.server import FIXTURES
 
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.host_site.install import build_wheel, venv_with
+from tests.support.server import ROOT
 
 HOST_SCRIPT = """
 import sys

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import requests
 
-from tests.conftest import ROOT, Server
+from tests.support.server import ROOT, Server
 
 # Minutes of raw PCM: far more than socket buffers hold, so the stream stays open while unread.
 LONG = ("This sentence keeps the stream open for a good while, so that it still holds its slot. " * 50)[:4000]

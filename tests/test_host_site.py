@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.audio_check import duration
-from tests.conftest import ROOT, Server
 from tests.host_site.server import KEY, PREFIX, host_site
+from tests.support.audio_check import duration
+from tests.support.server import ROOT, Server
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with host_site(tmp_path_factory.mktemp("host")) as server:
-        yield server
+    with host_site(tmp_path_factory.mktemp("host")) as servers:
+        yield servers["gunicorn"]
 
 
 def test_the_api_under_the_prefix(host: Server) -> None:

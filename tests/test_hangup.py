@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.conftest import Server
+import pytest
+
+from tests.support.server import Server
 
 LONG = " ".join(f"This is sentence number {n}, and it is here to keep the voice busy for a while." for n in range(45))
 
@@ -14,8 +16,9 @@ def pieces_so_far(server: Server) -> int:
     return server.log_text().count("piece ")
 
 
-def test_hang_up_stops_synthesis(make_server: Any) -> None:
-    server: Server = make_server(SPEECH_LOG_LEVEL="DEBUG")
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn", "daphne", "hypercorn"])
+def test_hang_up_stops_synthesis(make_server: Any, kind: str) -> None:
+    server: Server = make_server(kind, SPEECH_LOG_LEVEL="DEBUG")
     response = server.post_speech(input=LONG, response_format="pcm")
     chunks = response.iter_content(chunk_size=4096)
     for _ in range(3):

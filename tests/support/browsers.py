@@ -418,7 +418,7 @@ class WebKit:
         from selenium.webdriver.remote.remote_connection import RemoteConnection
         from selenium.webdriver.webkitgtk.options import Options
 
-        from tests.conftest import free_port
+        from tests.support.server import free_port
 
         port = free_port()
         env = {name: value for name, value in os.environ.items() if not name.startswith("PULSE")}

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Playwright
 
-from tests.audio_check import duration
-from tests.conftest import Server
-from tests.e2e.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
+from tests.support.audio_check import duration
+from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
+from tests.support.server import Server
 
 
 @pytest.fixture(scope="session", params=ENGINES)

@@ -1,0 +1,91 @@
+"""The one response path: every stream (synthesis, replay, SSE) is opened, tracked and rendered here.
+
+``speech_response`` opens the stream (a cache hit, else the model's engine), takes a stream slot
+and keeps the usage record (``Track``), stores a miss as it streams (``audio_cache.tee``) and hands
+the stream to ``render``, which makes the HTTP response for the server in use: a synchronous body
+under WSGI, watched for hang-ups on the client socket; an asynchronous one under ASGI (``asgi.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, StreamingHttpResponse
+
+from speech import asgi, audio_cache, security, timings, transcripts
+from speech.cancellation import Cancellation
+from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
+from speech.hangup import watcher
+from speech.usage import Track
+
+
+def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
+    hit = audio_cache.replay(speech, request.headers.get("Range", ""))
+    cancel = Cancellation()
+    # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
+    # upstream may take seconds to send its first byte.
+    with Track(_client(request), speech, cached=hit is not None) as track, watcher.watch(request, cancel):
+        stream = hit or _start(request, speech, cancel)
+    if hit is None and (key := audio_cache.entry_key(speech)) is not None:
+        stream = audio_cache.tee(key, stream, cancel)  # stored as it streams, kept if it ends complete
+    return render(request, speech, track.stream(stream, cancel), cancel)
+
+
+def render(
+    request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation
+) -> StreamingHttpResponse:
+    chunks, content_type = stream.chunks, stream.content_type
+    if speech.stream_format == "sse":
+        content_type = "text/event-stream"
+        if not stream.sse:
+            chunks = _sse_events(chunks, speech, stream.words)
+    body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel)
+    response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
+    for name, value in stream.headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"
+    response["X-Speech-Engine"] = stream.engine
+    return response
+
+
+def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation) -> SpeechStream:
+    start = functools.partial(engine_for_model(speech.model).speak, speech, cancel)
+    # Named (X-Speech-Id) so that its words can be fetched once it has ended.
+    return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start())
+
+
+def _client(request: HttpRequest) -> str:
+    """Who authenticate() said this is; the address for views that call the API directly."""
+    return str(getattr(request, "auth", None) or security.address(request))
+
+
+def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
+    with watcher.watch(request, cancel):
+        yield from chunks
+
+
+def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        # The engine adds a piece's words before yielding its audio: each word comes before its sound.
+        for word in words.take() if words else ():
+            yield _sse(word.event())
+        yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
+    for word in words.take() if words else ():
+        yield _sse(word.event())
+    input_tokens = math.ceil(len(speech.input) / 4)
+    output_tokens = math.ceil(sent / 1000)
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    yield _sse({"type": "speech.audio.done", "usage": usage})
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()

@@ -1,0 +1,112 @@
+"""The harness that runs the product the way users do: a real server (gunicorn, or an ASGI one) on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+# Static files are collected once per test run and shared by every server started.
+_STATIC_ROOT = Path(tempfile.mkdtemp(prefix="speech-static-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# How each server is started; HOST and PORT come from the environment, as for `make run`.
+SERVERS = {
+    "gunicorn": ["-m", "gunicorn", "-c", "gunicorn.conf.py"],
+    "uvicorn": ["-m", "uvicorn", "ttsproject.asgi:application", "--host", "{HOST}", "--port", "{PORT}",
+                "--timeout-graceful-shutdown", "5"],
+    "daphne": ["-m", "daphne", "-b", "{HOST}", "-p", "{PORT}", "ttsproject.asgi:application"],
+    "hypercorn": ["-m", "hypercorn", "-b", "{HOST}:{PORT}", "ttsproject.asgi:application"],
+}  # fmt: skip
+# The servers the streaming tests run against: WSGI's default and the ASGI one most sites use.
+STREAMING_SERVERS = ["gunicorn", "uvicorn"]
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path, kind: str = "gunicorn") -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+        self.kind = kind
+
+    def post_speech(self, stream: bool = True, **body: object) -> requests.Response:
+        payload = {"model": "piper", "voice": "alloy", **body}
+        return requests.post(f"{self.url}/v1/audio/speech", json=payload, stream=stream, timeout=60)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(tmp_path: Path, env: dict[str, str] | None = None, kind: str = "gunicorn") -> Server:
+    """Start a server as `make run` does: migrated database, collected static files, warm voice."""
+    port = free_port()
+    log = tmp_path / f"{kind}-{port}.log"
+    full_env = {
+        **{name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"},
+        "DJANGO_SECRET_KEY": "tests-only-secret-key-tests-only-secret-key-0123456789",
+        "DJANGO_DEBUG": "0",
+        # Tests that measure synthesis need it to happen: the audio cache is on only where asked for.
+        "SPEECH_CACHE_AUDIO": "0",
+        # Many requests from one address, many at once: limits are off unless a test sets them.
+        "SPEECH_RATE_LIMIT": "off",
+        "SPEECH_MAX_STREAMS_PER_CLIENT": "0",
+        "SPEECH_MAX_STREAMS": "0",
+        "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "DJANGO_STATIC_ROOT": str(_STATIC_ROOT),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **(env or {}),
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=full_env, check=True)
+    if not (_STATIC_ROOT / "staticfiles.json").exists():
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=full_env, check=True
+        )
+    process = subprocess.Popen(
+        [sys.executable, *(arg.format(**full_env) for arg in SERVERS[kind])],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} exited:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/v1/models", timeout=1).status_code in (200, 401):  # 401: keys required
+                return Server(url, process, log, kind)
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    stop_server(Server(url, process, log, kind))
+    raise RuntimeError(f"{kind} did not start:\n{log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
