@@ -74,6 +74,10 @@ def check_samples(samples: list[dict[str, Any]], words: list[dict[str, Any]]) ->
     return checked
 
 
+def first_sound(words: list[dict[str, Any]]) -> float:
+    return float(words[0]["start"])
+
+
 def samples_of(page: Page) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
     return page.evaluate("window.wordSamples"), page.evaluate("window.wordLists")
 
