@@ -47,10 +47,13 @@ browsers:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			webkit2gtk-driver xvfb gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null; }
 
-# Debian's redis-server: the tests start their own on a free port (shared cache, rate limits).
+# Debian's redis-server, nginx and PostgreSQL: the tests start their own on free ports (shared cache
+# and limits; the production topology behind nginx with usage records in PostgreSQL).
 services:
 	@command -v redis-server >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql >/dev/null; }
 
 test: install-dev browsers services
 	$(VENV)/bin/ruff check .

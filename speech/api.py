@@ -86,8 +86,7 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
-        for name in engine.voices():
-            voices.append({"id": name, "name": name, "engine": alias, "speaks_as": engine.aliases.get(name, name)})
+        voices += [{"name": voice["id"], "engine": alias, **voice} for voice in engine.describe()]
     return {"data": voices}
 
 

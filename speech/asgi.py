@@ -102,12 +102,10 @@ class Handover:
 async def stream(chunks: Iterator[bytes], cancel: Cancellation) -> AsyncIterator[bytes]:
     """``chunks`` served to the event loop as they are made; cancelled when the client hangs up."""
     task = asyncio.current_task()
-    if task is not None and task.cancelling():  # the client left while the view ran
+    if task is not None and task.cancelling():  # the client left while the view ran: end at once
         cancel.cancel()
-        close(chunks)
-        return
     handover = Handover(asyncio.get_running_loop(), HANDOVER)
-    threading.Thread(target=_work, args=(chunks, handover), name="speech-stream", daemon=True).start()
+    threading.Thread(target=_work, args=(chunks, handover, cancel), name="speech-stream", daemon=True).start()
     finished = False
     try:
         while not isinstance(item := await handover.get(), _End):
@@ -121,16 +119,19 @@ async def stream(chunks: Iterator[bytes], cancel: Cancellation) -> AsyncIterator
         handover.close()
 
 
-def _work(chunks: Iterator[bytes], handover: Handover) -> None:
+def _work(chunks: Iterator[bytes], handover: Handover, cancel: Cancellation) -> None:
+    """Run ``chunks`` to their end, or close them once nobody reads; always started, so cleanup runs."""
     error: BaseException | None = None
     try:
         for chunk in chunks:
-            if not handover.put(chunk):
+            if cancel.cancelled or not handover.put(chunk):
                 break
     except Exception as exc:  # raised again on the event loop, where the server handles it
         error = exc
     finally:
-        close(chunks)
-        handover.put(_End(error))
-        with contextlib.suppress(Exception):
-            connections.close_all()  # this thread's database connections (usage records) end with it
+        try:
+            close(chunks)
+        finally:
+            handover.put(_End(error))
+            with contextlib.suppress(Exception):
+                connections.close_all()  # this thread's database connections (usage records) end with it

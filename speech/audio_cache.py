@@ -54,6 +54,7 @@ def entry_key(speech: SpeechRequest) -> str | None:
         speech.speed,
         speech.instructions,
         speech.input,
+        speech.language,
     ]
     return "speech:audio:" + hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from django.utils.module_loading import import_string
 from speech.conf import DEFAULTS, PIPER_VOICES, get_config
 from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
+from speech.proxies import networks
+from speech.voices import Registry, VoiceConfigError, store_dir
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
@@ -60,6 +63,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
             )
+    try:
+        networks(tuple(config["TRUSTED_PROXIES"]))
+    except ValueError as error:
+        messages.append(Error(
+            f"SPEECH['TRUSTED_PROXIES']: {error}.",
+            hint="List addresses or CIDR networks, e.g. ['127.0.0.1', '10.0.0.0/8'] (SPEECH_TRUSTED_PROXIES).",
+            id="speech.E008",
+        ))  # fmt: skip
     return messages
 
 
@@ -82,7 +93,8 @@ def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:
             id="speech.E002",
         )]  # fmt: skip
     if backend == PIPER:
-        return _check_voices(alias, options.get("voices") or PIPER_VOICES)
+        voices = options.get("voices") or PIPER_VOICES
+        return _check_voices(alias, voices) or _check_store(alias, voices, options.get("aliases") or {})
     return []
 
 
@@ -100,6 +112,41 @@ def _check_voices(alias: str, voices: dict[str, dict[str, str]]) -> list[CheckMe
                 f"Voice '{name}' of engine '{alias}': model file '{voice['model']}' does not exist.",
                 hint="Point 'model' at a piper .onnx file (its .onnx.json next to it, or set 'config').",
                 id="speech.E004",
+            ))  # fmt: skip
+    return messages
+
+
+def _check_store(alias: str, voices: dict[str, dict[str, str]], aliases: dict[str, str]) -> list[CheckMessage]:
+    directory = store_dir()
+    if directory and directory.exists() and not (directory.is_dir() and os.access(directory, os.R_OK | os.X_OK)):
+        return [Error(
+            f"The voice store {directory} is not a readable folder.",
+            hint="Point SPEECH['VOICES_DIR'] (SPEECH_VOICES_DIR) at a folder the server can read.",
+            id="speech.E011",
+        )]  # fmt: skip
+    try:
+        installed = Registry(voices, aliases).installed()
+    except VoiceConfigError as error:
+        return [Error(
+            f"A voice of engine '{alias}' has a broken config: {error}.",
+            hint="Point 'config' of the voice in SPEECH['ENGINES'] at the voice's .onnx.json.",
+            id="speech.E004",
+        )]  # fmt: skip
+    messages: list[CheckMessage] = [
+        Warning(
+            f"Engine '{alias}' skips {problem}.",
+            hint="Reinstall it (manage.py voices remove NAME, then voices install NAME), or delete its files.",
+            id="speech.W011",
+        )
+        for problem in installed.problems
+    ]
+    for name, target in installed.aliases.items():
+        if installed.find(target) is None:
+            messages.append(Error(
+                f"Voice '{name}' of engine '{alias}' maps to '{target}', which is not installed.",
+                hint=f"manage.py voices install {target}, or map '{name}' in SPEECH['VOICE_ALIASES'] to one of: "
+                + ", ".join(installed.voices),
+                id="speech.E012",
             ))  # fmt: skip
     return messages
 

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_INPUT_CHARS": 4096,
     # Bearer keys that API clients must send; empty means the API is open.
     "API_KEYS": [],
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; [] = trust none.
+    "TRUSTED_PROXIES": [],
     # Requests per client (API key, else session or IP) per period, e.g. "60/minute"; None: no limit.
     "RATE_LIMIT": "120/minute",
     # Concurrent streams one client may hold open.
@@ -49,6 +51,15 @@ DEFAULTS: dict[str, Any] = {
     ),
     # Write a usage record (speech.models.Usage) for every synthesis.
     "RECORD_USAGE": True,
+    # The voice store: a folder of piper .onnx + .onnx.json pairs (manage.py voices install); None: none.
+    "VOICES_DIR": None,
+    # Voice name -> installed voice, e.g. {"nova": "de_DE-thorsten-medium"}. Unnamed OpenAI voices are
+    # spread over the installed voices of the site's LANGUAGE_CODE.
+    "VOICE_ALIASES": {},
+    # Piper voices kept loaded at once (each costs its sessions' memory); the least recently used is dropped.
+    "MAX_LOADED_VOICES": 4,
+    # Voices loaded and warmed at start; None: the voices OpenAI's names speak as (up to MAX_LOADED_VOICES).
+    "WARM_VOICES": None,
 }
 
 

@@ -29,6 +29,12 @@ class SpeechBody(Schema):
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = Field(None, max_length=4096, description="Passed upstream; ignored by piper.")
     stream_format: Literal["audio", "sse"] = "audio"
+    language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        max_length=35,
+        description="BCP 47 language of the input (e.g. `de`); OpenAI's voice names then speak as a voice of it.",
+    )
 
 
 class Word(Schema):
@@ -50,7 +56,14 @@ class Voice(Schema):
     id: str
     name: str
     engine: str
-    speaks_as: str
+    speaks_as: str = Field(description="The voice this name speaks as (itself unless it is an alias).")
+    language: str | None = Field(None, description="BCP 47, e.g. `de-DE`.")
+    language_name: str | None = Field(None, description="The language in English.")
+    language_native: str | None = Field(None, description="The language in itself, e.g. `Deutsch`.")
+    quality: str | None = None
+    sample_rate: int | None = Field(None, description="The model's own rate; audio is always sent at 24 kHz.")
+    speakers: int | None = Field(None, description="Speakers of the model; each is a voice `MODEL#SPEAKER`.")
+    speaker: str | None = None
 
 
 class VoiceList(Schema):

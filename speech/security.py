@@ -18,7 +18,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 
-from speech import limits
+from speech import limits, proxies
 from speech.conf import get_config
 from speech.errors import AuthenticationFailed
 
@@ -32,8 +32,11 @@ def authenticate(request: HttpRequest) -> str:
 
 
 def address(request: HttpRequest) -> str:
-    """The identity of a client known only by its address."""
-    return f"ip:{request.META.get('REMOTE_ADDR', '')}"
+    """The identity of a client known only by its address: the socket peer, or whom a trusted proxy
+    (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+    meta = request.META
+    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
+    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
 
 
 def identify(request: HttpRequest) -> str:

@@ -2,12 +2,16 @@
 
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-tests-only-secret-key-0123456789")
 # pytest itself never reaches a real upstream; a server that a test starts (tests.support.server.start_server)
 # drops the ambient key and gets only the one the test passes.
 if "pytest" in sys.modules:
     os.environ.pop("OPENAI_API_KEY", None)
+
+# An empty voice store: the site's own (./voices) may hold whatever its developer installed.
+os.environ.setdefault("SPEECH_VOICES_DIR", tempfile.mkdtemp(prefix="speech-voices-"))
 
 from ttsproject.settings import *  # noqa: F403
 

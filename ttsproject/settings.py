@@ -129,7 +129,12 @@ SPEECH: dict[str, Any] = {
     "MAX_INPUT_CHARS": int(os.environ.get("SPEECH_MAX_INPUT_CHARS", "4096")),
     "API_KEYS": env_list("SPEECH_API_KEYS"),
     "CORS_ORIGINS": env_list("SPEECH_CORS_ORIGINS"),
+    "TRUSTED_PROXIES": env_list("SPEECH_TRUSTED_PROXIES"),
+    # Piper voices installed with `manage.py voices install`, next to the database by default.
+    "VOICES_DIR": os.environ.get("SPEECH_VOICES_DIR") or str(BASE_DIR / "voices"),
 }
+if os.environ.get("SPEECH_MAX_LOADED_VOICES"):
+    SPEECH["MAX_LOADED_VOICES"] = int(os.environ["SPEECH_MAX_LOADED_VOICES"])
 # "0" (or "off" for the rate) turns a limit off.
 limit_settings: list[tuple[str, Callable[[str], Any]]] = [
     ("RATE_LIMIT", lambda value: None if value in ("0", "off") else value),

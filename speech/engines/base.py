@@ -27,6 +27,7 @@ class SpeechRequest:
     speed: float = 1.0
     instructions: str | None = None
     stream_format: str = "audio"
+    language: str | None = None  # BCP 47 hint: OpenAI's names then speak as a voice of this language
 
 
 @dataclass
@@ -52,8 +53,11 @@ class Engine(abc.ABC):
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
-        # Voice name a client may send -> the voice that speaks for it (OpenAI's names onto local voices).
-        self.aliases: dict[str, str] = {}
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Voice name a client may send -> the voice that speaks for it (OpenAI's names onto local voices)."""
+        return {}
 
     @abc.abstractmethod
     def voices(self) -> list[str]:
@@ -62,6 +66,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         """Start speaking. Raise ``SpeechError`` for failures known before the first byte."""
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each voice for ``GET /v1/audio/voices``: ``id``, ``speaks_as`` and what else the engine knows."""
+        return [{"id": name, "speaks_as": self.aliases.get(name, name)} for name in self.voices()]
 
     def warm_up(self) -> None:  # noqa: B027 - most engines have nothing to warm
         """Load and run once at start, so the first request is as fast as the rest."""

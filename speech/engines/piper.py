@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import ctypes
 import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from speech import audio, pipeline, timings
 from speech.cancellation import Cancellation, Cancelled
-from speech.conf import PIPER_VOICES
+from speech.conf import PIPER_VOICES, get_config
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
-from speech.errors import InvalidRequest
+from speech.errors import InvalidRequest, Overloaded
 from speech.scheduler import Grant, scheduler
-from speech.schemas import OPENAI_VOICES
 from speech.timings import Phone, Voiced
+from speech.voices import Installed, Registry, Voice, spec_paths
 
 try:
     import onnxruntime
@@ -73,16 +75,10 @@ def _aligned(model: Path) -> str | bytes:
     return bytes(patched.SerializeToString())
 
 
-def _paths(spec: dict[str, Any]) -> tuple[Path, Path]:
-    if "package" in spec:
-        try:
-            package = importlib.import_module(spec["package"])
-        except ImportError as error:
-            name = spec["package"].replace("_", "-")
-            raise ImportError(f"Voice package '{spec['package']}' is missing: pip install {name}") from error
-        return Path(package.model_path()), Path(package.config_path())
-    model = Path(spec["model"])
-    return model, Path(spec.get("config") or f"{model}.json")
+def _give_back_memory() -> None:
+    """glibc keeps freed heap for reuse: without a trim, a dropped voice's ~200 MiB stay in RSS."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -92,10 +88,11 @@ class LocalVoice:
     name: str
     wide: PiperVoice
     narrow: list[PiperVoice]
+    speaker_id: int | None = None  # of a multi-speaker model; its speakers share the sessions
 
     @classmethod
     def load(cls, name: str, spec: dict[str, Any], slots: int) -> LocalVoice:
-        path, config = _paths(spec)
+        path, config = spec_paths(spec)
         model = _aligned(path) if spec.get("alignments", True) else str(path)
         cores = os.cpu_count() or 1
         wide = _voice(model, config, cores)
@@ -115,7 +112,9 @@ class LocalVoice:
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         session: _CancellableSession = voice.session
         session.local.options = options
-        config = SynthesisConfig(length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME)
+        config = SynthesisConfig(
+            speaker_id=self.speaker_id, length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME
+        )
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
             try:
                 chunks = list(voice.synthesize(text, config, include_alignments=True))
@@ -158,6 +157,9 @@ def _aligned_phones(chunk: AudioChunk, start: int) -> list[Phone]:
 
 
 class PiperEngine(Engine):
+    """Piper voices from packages, settings and the voice store, loaded on first use; at most
+    ``SPEECH["MAX_LOADED_VOICES"]`` stay loaded, the least recently used is dropped."""
+
     synthesises_locally = True
 
     def __init__(
@@ -167,34 +169,86 @@ class PiperEngine(Engine):
         aliases: dict[str, str] | None = None,
     ) -> None:
         super().__init__(alias)
-        specs = voices or PIPER_VOICES
-        self.local = {name: LocalVoice.load(name, spec, scheduler.slots) for name, spec in specs.items()}
-        names = list(self.local)
-        # OpenAI's voice names are spread over the installed voices so OpenAI clients work unchanged.
-        self.aliases = {voice: names[i % len(names)] for i, voice in enumerate(OPENAI_VOICES)}
-        self.aliases.update(aliases or {})
+        self.registry = Registry(voices or PIPER_VOICES, aliases or {})
+        self._loaded: OrderedDict[Path, LocalVoice] = OrderedDict()
+        self._loading: dict[Path, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def installed(self) -> Installed:
+        return self.registry.installed()
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return self.installed().aliases
 
     def voices(self) -> list[str]:
-        return [*self.local, *self.aliases]
+        installed = self.installed()
+        return [*installed.voices, *installed.aliases]
 
-    def resolve(self, voice: str) -> LocalVoice:
-        name = self.aliases.get(voice, voice)
-        if name not in self.local:
+    def describe(self) -> list[dict[str, Any]]:
+        """Each voice with its language, quality, rate and speakers; OpenAI's names say what they speak as."""
+        installed = self.installed()
+        listed = [{"id": voice.id, "speaks_as": voice.id, **voice.describe()} for voice in installed.voices.values()]
+        for name, target in installed.aliases.items():
+            voice = installed.voices.get(target)
+            listed.append({"id": name, "speaks_as": target, **(voice.describe() if voice else {})})
+        return listed
+
+    def resolve(self, voice: str, language: str | None = None) -> LocalVoice:
+        installed = self.installed()
+        found = installed.find(voice, language)
+        if found is None:
+            target = installed.aliases.get(voice)
+            reason = f"maps to '{target}', which is not installed" if target else "is not available"
             raise InvalidRequest(
-                f"Voice '{voice}' is not available. Available voices: {', '.join(self.voices())}.",
-                param="voice",
+                f"Voice '{voice}' {reason}. Available voices: {', '.join(self.voices())}.", param="voice"
             )
-        return self.local[name]
+        local = self.load(found)
+        return local if found.speaker_id is None else replace(local, name=found.id, speaker_id=found.speaker_id)
+
+    def load(self, voice: Voice) -> LocalVoice:
+        with self._lock:
+            if voice.model in self._loaded:
+                self._loaded.move_to_end(voice.model)
+                return self._loaded[voice.model]
+            loading = self._loading.setdefault(voice.model, threading.Lock())
+        with loading:  # one load per model; other voices stay usable meanwhile
+            with self._lock:
+                if voice.model in self._loaded:
+                    return self._loaded[voice.model]
+            spec = {"model": str(voice.model), "config": str(voice.config)}
+            try:
+                local = LocalVoice.load(voice.model_name, spec, scheduler.slots)
+            except Exception as error:
+                logger.exception("voice %s could not be loaded", voice.id)
+                raise Overloaded(f"Voice '{voice.id}' could not be loaded: {error}", code="voice_unavailable") from None
+            with self._lock:
+                self._loaded[voice.model] = local
+                dropped = []
+                while len(self._loaded) > max(1, get_config()["MAX_LOADED_VOICES"]):
+                    dropped.append(self._loaded.popitem(last=False)[1].name)
+                self._loading.pop(voice.model, None)
+            if dropped:
+                logger.info("voices unloaded (SPEECH['MAX_LOADED_VOICES']): %s", ", ".join(dropped))
+                _give_back_memory()
+            return local
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return [local.name for local in self._loaded.values()]
 
     def warm_up(self) -> None:
-        for local in self.local.values():
+        installed = self.installed()
+        names = get_config()["WARM_VOICES"] or dict.fromkeys(installed.aliases.values())
+        for name in list(names)[: get_config()["MAX_LOADED_VOICES"]]:
+            local = self.resolve(name)
             grants = [Grant(slot=0, alone=True), *(Grant(slot=i, alone=False) for i in range(scheduler.slots))]
             for grant in grants:
                 local.synthesize("Hello there.", 1.0, grant, Cancellation())
-        logger.info("piper voices warmed up: %s", ", ".join(self.local))
+        logger.info("piper voices warmed up: %s", ", ".join(self.loaded()))
 
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
-        local = self.resolve(request.voice)
+        local = self.resolve(request.voice, request.language)
         words = timings.Timeline()
         chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel, words)
         content_type = audio.CONTENT_TYPES[request.response_format]

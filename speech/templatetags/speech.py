@@ -16,7 +16,7 @@ from speech.views import stream_token
 
 register = template.Library()
 
-MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule")
+MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule", "voices")
 JSON_IN_HTML = str.maketrans({"<": "\\u003C", ">": "\\u003E", "&": "\\u0026"})
 
 

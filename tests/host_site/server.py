@@ -64,7 +64,7 @@ def _serve(kind: str, python: Path, site: Path, env: dict[str, str], log: Path) 
         start_new_session=True,
     )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}{PREFIX}", process, log, kind)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine warms the voice slowly
     while not _ready(server):
         if process.poll() is not None or time.monotonic() > deadline:
             stop_server(server)

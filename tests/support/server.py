@@ -88,7 +88,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None, kind: str = 
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # loading and warming the voice takes minutes on a loaded machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{kind} exited:\n{log.read_text()}")

@@ -1,6 +1,7 @@
 // Wires the {% speech_player %} markup to a SpeechPlayer. URLs come from the template's JSON.
 
 import { SpeechPlayer, supportedPaths } from "./player.js";
+import { fillVoices, followVoice, sampleText } from "./voices.js";
 
 for (const root of document.querySelectorAll("[data-speech-player]")) mount(root);
 
@@ -20,6 +21,7 @@ function mount(root) {
   root.speechPlayer = player;
   if (config.path) path.value = config.path;
 
+  let voices = new Map();
   let downloadUrl = null;
   const setDownload = (file) => {
     if (downloadUrl) URL.revokeObjectURL(downloadUrl);
@@ -51,9 +53,8 @@ function mount(root) {
   fetch(config.voicesUrl, { headers: player.headers })
     .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
     .then(({ data }) => {
-      voice.replaceChildren(
-        ...data.map(({ id, speaks_as }) => new Option(speaks_as === id ? id : `${id} (${speaks_as})`, id)),
-      );
+      voices = fillVoices(voice, data);
+      followVoice(voice, text);
     })
     .catch((error) => say(`Could not load the voices: ${error.message}`, true));
 
@@ -120,8 +121,8 @@ function mount(root) {
     setDownload(player.download());
   });
 
-  const start = () => {
-    if (!text.value.trim()) {
+  const start = (input = text.value) => {
+    if (!input.trim()) {
       say("Type something to speak first.", true);
       text.focus();
       return;
@@ -131,7 +132,7 @@ function mount(root) {
     busy(true);
     showTranscript(text.value);
     say("Starting…");
-    player.speak({ input: text.value, voice: voice.value, speed: Number(speed.value), path: path.value || null });
+    player.speak({ input, voice: voice.value, speed: Number(speed.value), path: path.value || null });
   };
   const halt = () => {
     player.stop();
@@ -139,7 +140,8 @@ function mount(root) {
     say("Stopped.");
     setDownload(player.download());
   };
-  speak.addEventListener("click", start);
+  speak.addEventListener("click", () => start());
+  $(".sp-sample").addEventListener("click", () => start(sampleText(voices.get(voice.value))));
   stop.addEventListener("click", halt);
   text.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

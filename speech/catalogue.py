@@ -1,0 +1,202 @@
+"""Piper's voice catalogue (``voices.json`` of ``rhasspy/piper-voices`` on the Hugging Face Hub) and
+installing its voices into the voice store.
+
+Downloads go through ``huggingface_hub`` (a transfer that breaks off is tried again a few times,
+``HF_ENDPOINT`` for a mirror, the catalogue cached for ``HF_HUB_OFFLINE``) into
+``VOICES_DIR/.downloads``. A voice enters the store only once both files match the catalogue's size
+and MD5: config first, model last, each by an atomic rename, and the store lists a voice only when
+its model is there. A partial or corrupt file is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+
+from speech.voices import VoiceConfigError, bcp47, read_config, same_language
+
+REPO = "rhasspy/piper-voices"
+REVISION = "main"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+DOWNLOADS = ".downloads"
+HUB_CACHE = ".hub"
+# What hf_hub_download raises when the hub cannot be reached or the transfer breaks.
+HUB_ERRORS = (OSError, EntryNotFoundError, httpx2.HTTPError)
+
+
+class CatalogueError(Exception):
+    """Something the person running ``manage.py voices`` must fix or retry; the message says how."""
+
+
+@dataclass(frozen=True)
+class File:
+    path: str  # in the hub repository
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    language: str  # BCP 47
+    language_name: str
+    language_native: str
+    quality: str
+    speakers: int
+    model: File
+    config: File
+
+    @property
+    def size(self) -> int:
+        return self.model.size + self.config.size
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def unreachable(detail: object) -> CatalogueError:
+    return CatalogueError(
+        f"Cannot reach the voice catalogue at {endpoint()}/{REPO} ({detail}). Set HF_ENDPOINT to a mirror, "
+        "or install from files with `manage.py voices install --from DIR`."
+    )
+
+
+def _entry(name: str, data: dict[str, Any]) -> Entry:
+    files = {path: File(path, int(info["size_bytes"]), info["md5_digest"]) for path, info in data["files"].items()}
+    model = next(file for path, file in files.items() if path.endswith(".onnx"))
+    config = next(file for path, file in files.items() if path.endswith(".onnx.json"))
+    language = data.get("language") or {}
+    return Entry(
+        name=name,
+        language=bcp47(language.get("code") or name.split("-")[0]),
+        language_name=language.get("name_english", ""),
+        language_native=language.get("name_native", ""),
+        quality=data.get("quality", ""),
+        speakers=int(data.get("num_speakers") or 1),
+        model=model,
+        config=config,
+    )
+
+
+def load(store: Path) -> dict[str, Entry]:
+    """The catalogue by voice name; from the hub's cache when the hub is unreachable or HF_HUB_OFFLINE=1."""
+    try:
+        path = hf_hub_download(REPO, "voices.json", revision=REVISION, endpoint=endpoint(), cache_dir=store / HUB_CACHE)
+        data = read_json(Path(path))
+        return {name: _entry(name, entry) for name, entry in sorted(data.items())}
+    except HUB_ERRORS as error:
+        raise unreachable(error) from None
+    except (ValueError, KeyError, StopIteration, TypeError) as error:
+        raise CatalogueError(
+            f"The voice catalogue at {endpoint()}/{REPO} is not piper's voices.json: {error}"
+        ) from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def matching(catalogue: dict[str, Entry], language: str | None) -> list[Entry]:
+    return [entry for entry in catalogue.values() if not language or same_language(entry.language, language)]
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: File) -> None:
+    """Raise when ``path`` is not the file the catalogue describes (and delete it: it is of no use)."""
+    size = path.stat().st_size
+    problem = ""
+    if size != expected.size:
+        problem = f"is {size} bytes, the catalogue says {expected.size}"
+    elif (digest := md5(path)) != expected.md5:
+        problem = f"has MD5 {digest}, the catalogue says {expected.md5}"
+    if problem:
+        path.unlink()
+        raise CatalogueError(f"{Path(expected.path).name} {problem}: corrupt, nothing was installed.")
+
+
+def _admit(store: Path, name: str, model: Path, config: Path) -> None:
+    """Move a checked pair into the store: config first, model last (the store lists a voice by its model)."""
+    try:
+        read_config(config)
+    except VoiceConfigError as error:
+        raise CatalogueError(f"{name}: {error}; nothing was installed.") from None
+    os.replace(config, store / f"{name}.onnx.json")
+    os.replace(model, store / f"{name}.onnx")
+
+
+def install(store: Path, entry: Entry) -> None:
+    staging = store / DOWNLOADS / entry.name
+    try:
+        config = _download(entry, entry.config, staging)
+        model = _download(entry, entry.model, staging)
+        _admit(store, entry.name, model, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # whatever did not make it into the store
+
+
+def _download(entry: Entry, file: File, staging: Path) -> Path:
+    try:
+        path = Path(hf_hub_download(REPO, file.path, revision=REVISION, endpoint=endpoint(), local_dir=staging))
+    except EntryNotFoundError:
+        raise CatalogueError(f"{entry.name}: {file.path} is not on {endpoint()}; nothing was installed.") from None
+    except HUB_ERRORS as error:
+        raise CatalogueError(
+            f"{entry.name}: the download of {Path(file.path).name} from {endpoint()} failed ({error}); "
+            "nothing was installed. Run the same command again."
+        ) from None
+    verify(path, file)
+    return path
+
+
+def install_from(store: Path, name: str, source: Path, catalogue: dict[str, Entry] | None) -> bool:
+    """Install ``NAME.onnx`` + ``NAME.onnx.json`` found under ``source``; checked against the catalogue
+    when it knows the voice. Returns whether it was checked."""
+    found = {}
+    for suffix in (".onnx", ".onnx.json"):
+        matches = sorted(source.rglob(f"{name}{suffix}"))
+        if not matches:
+            raise CatalogueError(f"{name}{suffix} is not under {source}.")
+        found[suffix] = matches[0]
+    staging = store / DOWNLOADS
+    staging.mkdir(parents=True, exist_ok=True)
+    model, config = staging / f"{name}.onnx.part", staging / f"{name}.onnx.json.part"
+    shutil.copyfile(found[".onnx"], model)
+    shutil.copyfile(found[".onnx.json"], config)
+    entry = (catalogue or {}).get(name)
+    try:
+        if entry:
+            verify(config, entry.config)
+            verify(model, entry.model)
+        _admit(store, name, model, config)
+    finally:
+        model.unlink(missing_ok=True)
+        config.unlink(missing_ok=True)
+    return entry is not None
+
+
+def remove(store: Path, name: str) -> None:
+    model, config = store / f"{name}.onnx", store / f"{name}.onnx.json"
+    if not model.exists() and not config.exists():
+        raise CatalogueError(f"'{name}' is not in the voice store {store}.")
+    model.unlink(missing_ok=True)  # first: without its model the voice is gone at once
+    config.unlink(missing_ok=True)

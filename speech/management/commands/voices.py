@@ -1,0 +1,89 @@
+"""``manage.py voices list|install|remove``: piper's catalogue, installed into the voice store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from speech import catalogue
+from speech.catalogue import CatalogueError
+from speech.voices import Voice, same_language, scan_store, store_dir
+
+
+class Command(BaseCommand):
+    help = "List piper's voice catalogue, install voices into SPEECH['VOICES_DIR'], remove them."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        listing = actions.add_parser("list", help="The catalogue: language, quality, size, installed or not.")
+        listing.add_argument("--language", help="Only this language: 'de', 'de-DE' or 'de_DE'.")
+        listing.add_argument("--installed", action="store_true", help="Only installed voices (works offline).")
+        install = actions.add_parser("install", help="Download, check and install voices.")
+        install.add_argument("names", nargs="+", metavar="NAME", help="e.g. de_DE-thorsten-medium")
+        install.add_argument("--from", dest="source", type=Path, help="Install NAME.onnx(.json) from this folder.")
+        remove = actions.add_parser("remove", help="Remove installed voices.")
+        remove.add_argument("names", nargs="+", metavar="NAME")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        store = store_dir()
+        if store is None:
+            raise CommandError("No voice store: set SPEECH['VOICES_DIR'] (the site reads SPEECH_VOICES_DIR).")
+        try:
+            if action == "list":
+                self.show(store, options["language"], options["installed"])
+            elif action == "install":
+                self.install(store, options["names"], options["source"])
+            else:
+                for name in options["names"]:
+                    catalogue.remove(store, name)
+                    self.stdout.write(f"removed {name}")
+        except CatalogueError as error:
+            raise CommandError(str(error)) from None
+
+    def show(self, store: Path, language: str | None, installed_only: bool) -> None:
+        installed = self.installed(store)
+        if installed_only:
+            for voice in installed.values():
+                if not language or same_language(voice.language, language):
+                    self.stdout.write(f"{voice.id:40} {voice.language:8} {voice.language_name:20} {voice.quality}")
+            return
+        for entry in catalogue.matching(catalogue.load(store), language):
+            mark = "installed" if entry.name in installed else ""
+            speakers = f"{entry.speakers} speakers" if entry.speakers > 1 else ""
+            language_name = f"{entry.language_name} ({entry.language_native})"
+            self.stdout.write(
+                f"{entry.name:40} {entry.language:8} {language_name:36} {entry.quality:8} "
+                f"{entry.size / 1e6:6.1f} MB {speakers:14} {mark}".rstrip()
+            )
+
+    def install(self, store: Path, names: list[str], source: Path | None) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        known: dict[str, catalogue.Entry] | None
+        try:
+            known = catalogue.load(store)
+        except CatalogueError:
+            if source is None:
+                raise
+            known = None  # files from a folder need no hub; they are checked when the catalogue is at hand
+        installed = self.installed(store)
+        for name in names:
+            if name in installed:
+                self.stdout.write(f"{name} is already installed")
+            elif source is not None:
+                checked = catalogue.install_from(store, name, source, known)
+                self.stdout.write(
+                    f"installed {name} from {source}" + ("" if checked else " (not in the catalogue: unchecked)")
+                )
+            elif known is not None and name in known:
+                self.stdout.write(f"downloading {name} ({known[name].size / 1e6:.1f} MB)")
+                catalogue.install(store, known[name])
+                self.stdout.write(f"installed {name}")
+            else:
+                raise CatalogueError(f"No voice '{name}' in the catalogue; `manage.py voices list` shows them.")
+
+    def installed(self, store: Path) -> dict[str, Voice]:
+        voices, _ = scan_store(store) if store.is_dir() else ([], [])
+        return {voice.model_name: voice for voice in voices}
