@@ -9,7 +9,8 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "ttsproject.wsgi:application"
 # One worker keeps one scheduler in charge of every core; threads hold open streams.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_class = "gthread"
+# gthread, with a deadline for receiving each request (GUNICORN_REQUEST_TIMEOUT): slow senders cannot hold threads.
+worker_class = "speech.workers.RequestDeadlineWorker"
 # A proxied stream holds a thread for its whole length: 64 threads left 136 of 200 streams waiting
 # (BENCHMARKS.md, Proxy); idle threads cost next to nothing.
 threads = int(os.environ.get("GUNICORN_THREADS", "256"))

@@ -21,10 +21,11 @@ from speech.responses import speech_response
 
 logger = logging.getLogger(__name__)
 
-router = Router(tags=["audio"])
+# Auth and limits live on the router: a host that mounts it on its own NinjaAPI keeps them.
+router = Router(tags=["audio"], auth=security.authenticate)
 
 ERRORS: dict[int | str, Any] = {
-    400: schemas.ErrorBody, 401: schemas.ErrorBody, 429: schemas.ErrorBody,
+    400: schemas.ErrorBody, 401: schemas.ErrorBody, 403: schemas.ErrorBody, 429: schemas.ErrorBody,
     502: schemas.ErrorBody, 504: schemas.ErrorBody,
 }  # fmt: skip
 
@@ -146,7 +147,6 @@ def build_api(urls_namespace: str = "speech:api") -> NinjaAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         parser=JsonOnlyParser(),
-        auth=security.authenticate,
     )
     api.add_router("/", router)
     api.add_exception_handler(SpeechError, _speech_error)

@@ -41,12 +41,14 @@ def enabled(engine: str | None) -> bool:
     return bool(setting) and engine is not None
 
 
-def entry_key(speech: SpeechRequest) -> str | None:
-    """Where this request's audio is stored; None when it is not cached (SSE, or caching is off for its engine)."""
+def entry_key(speech: SpeechRequest, scope: str) -> str | None:
+    """Where this request's audio is stored in this tenant's ``scope`` (one tenant never learns what another
+    had spoken); None when it is not cached (SSE, or caching is off for its engine)."""
     engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
     if speech.stream_format != "audio" or not enabled(engine):
         return None
     fields = [
+        "" if get_config()["CACHE_SHARED"] else scope,
         engine,
         speech.model,
         speech.voice,
@@ -63,12 +65,12 @@ def _part(key: str, nonce: str, index: int) -> str:
     return f"{key}:{nonce}:{index}"
 
 
-def replay(speech: SpeechRequest, range_header: str = "") -> SpeechStream | None:
+def replay(speech: SpeechRequest, scope: str, range_header: str = "") -> SpeechStream | None:
     """The stored audio for this request (or the one ``range_header`` asks for), or None on a miss.
 
     Raises ``RangeNotSatisfiable`` for a range outside the stored audio.
     """
-    key = entry_key(speech)
+    key = entry_key(speech, scope)
     if key is None:
         return None
     try:

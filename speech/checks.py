@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "speech.security.CorsMiddleware"
+SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
 
 
 @register()
@@ -56,13 +58,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint=f"Add '{CORS}' to MIDDLEWARE, before CommonMiddleware.",
             id="speech.E006",
         ))  # fmt: skip
-    if config["RATE_LIMIT"]:
+    for name, rate in _rates(config):
         try:
-            parse_rate(config["RATE_LIMIT"])
+            parse_rate(rate)
         except ValueError as error:
-            messages.append(
-                Error(str(error), hint="Set SPEECH['RATE_LIMIT'] to e.g. '120/minute', or None.", id="speech.E007")
-            )
+            messages.append(Error(str(error), hint=f"Set {name} to e.g. '120/minute', or None.", id="speech.E007"))
+    messages += _check_keys(config["API_KEYS"])
+    if SESSIONS not in middleware:
+        messages.append(Error(
+            "The site's page token is kept in the session, but SessionMiddleware is not in MIDDLEWARE.",
+            hint=f"Add '{SESSIONS}' to MIDDLEWARE (the page's speech requests fail without it).",
+            id="speech.E009",
+        ))  # fmt: skip
     try:
         networks(tuple(config["TRUSTED_PROXIES"]))
     except ValueError as error:
@@ -72,6 +79,31 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             id="speech.E008",
         ))  # fmt: skip
     return messages
+
+
+def _rates(config: dict[str, Any]) -> list[tuple[str, str]]:
+    rates = [
+        ("SPEECH['RATE_LIMIT']", config["RATE_LIMIT"]),
+        ("SPEECH['AUTH_FAILURE_LIMIT']", config["AUTH_FAILURE_LIMIT"]),
+        ("SPEECH['PAGE_LIMITS']['rate']", config["PAGE_LIMITS"].get("rate")),
+    ]
+    for n, key in enumerate(config["API_KEYS"]):
+        if isinstance(key, dict):
+            rates.append((f"the 'rate' of SPEECH['API_KEYS'][{n}]", key.get("rate")))
+    return [(name, rate) for name, rate in rates if rate]
+
+
+def _check_keys(keys: list[Any]) -> list[CheckMessage]:
+    for n, key in enumerate(keys):
+        spec = key if isinstance(key, dict) else {"key": key}
+        plain = isinstance(spec.get("key"), str) and spec["key"]
+        if not (plain or re.fullmatch(r"[0-9a-fA-F]{64}", str(spec.get("key_sha256", "")))):
+            return [Error(
+                f"SPEECH['API_KEYS'][{n}] is neither a key nor a dict with 'key' or a hex 'key_sha256'.",
+                hint="Use 'sk-…', or {'key_sha256': sha256 hex of the key, 'name': …, 'rate': …, 'max_streams': …}.",
+                id="speech.E010",
+            )]  # fmt: skip
+    return []
 
 
 def _check_engine(alias: str, spec: dict[str, Any]) -> list[CheckMessage]:

@@ -23,11 +23,22 @@ DEFAULTS: dict[str, Any] = {
     # engine when one is configured, else to the local engine.
     "MODELS": None,
     "MAX_INPUT_CHARS": 4096,
-    # Bearer keys that API clients must send; empty means the API is open.
+    # Bearer keys that API clients must send; empty means the API is open. Each is a string, or a dict
+    # {"key" or "key_sha256": ..., "name": ..., "rate": "600/minute", "max_streams": 16}.
     "API_KEYS": [],
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; [] = trust none.
     "TRUSTED_PROXIES": [],
-    # Requests per client (API key, else session or IP) per period, e.g. "60/minute"; None: no limit.
+    # Who may use the site's own page without a key: "anyone", "authenticated", or the dotted path of
+    # a function(request) -> bool. The page's token expires after PAGE_TOKEN_MAX_AGE seconds.
+    "PAGE_ACCESS": "anyone",
+    "PAGE_TOKEN_MAX_AGE": 12 * 3600,
+    # Limits of page visitors (per address, or per user when signed in): {"rate": ..., "max_streams": ...}.
+    "PAGE_LIMITS": {},
+    # Let visitors who are not signed in reach engines that do not synthesise here (paid upstreams).
+    "ANONYMOUS_PAGE_UPSTREAM": False,
+    # Wrong keys or page tokens per address per period; beyond it every attempt gets 429.
+    "AUTH_FAILURE_LIMIT": "10/minute",
+    # Requests per client (API key, else page user or IP) per period, e.g. "60/minute"; None: no limit.
     "RATE_LIMIT": "120/minute",
     # Concurrent streams one client may hold open.
     "MAX_STREAMS_PER_CLIENT": 4,
@@ -41,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_AUDIO": True,
     "CACHE_MAX_BYTES": 256 * 1024 * 1024,
     "CACHE_MAX_ENTRY_BYTES": 16 * 1024 * 1024,
+    # One cache for every client; by default each API key has its own and page visitors share one.
+    "CACHE_SHARED": False,
+    # Seconds a listener may read nothing before its stream is dropped and its slot freed.
+    "STALL_TIMEOUT": 30.0,
     # Origins allowed to call /v1/* from a browser (needs speech.security.CorsMiddleware); [] = same origin only.
     "CORS_ORIGINS": [],
     # Content-Security-Policy that speech.security.ContentSecurityPolicyMiddleware sets on HTML pages.

@@ -9,9 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.http import JsonResponse
+from ninja.errors import HttpError
 
 
-class SpeechError(Exception):
+class SpeechError(HttpError):
+    """A failure with an HTTP status. Being ninja's ``HttpError`` keeps the status right on a host's own
+    ``NinjaAPI`` that mounts ``speech.api.router`` without the app's handlers."""
+
     status = 400
     type = "invalid_request_error"
 
@@ -24,13 +28,12 @@ class SpeechError(Exception):
         status: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        if status is not None:
+            self.status = status
+        super().__init__(self.status, message)
         self.param = param
         self.code = code
         self.headers = headers or {}
-        if status is not None:
-            self.status = status
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -43,6 +46,11 @@ class InvalidRequest(SpeechError):
 class AuthenticationFailed(SpeechError):
     status = 401
     type = "authentication_error"
+
+
+class PermissionDenied(SpeechError):
+    status = 403
+    type = "permission_error"
 
 
 class NotFound(SpeechError):

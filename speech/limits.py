@@ -1,8 +1,14 @@
 """Rate limits and stream caps, counted in Django's cache so that every process sharing it agrees.
 
 Counters use ``cache.add`` + ``cache.incr``, which are atomic on Redis and Memcached (and within one
-process on the local-memory cache). A counter expires after ``SLOT_TTL`` so that a crashed process
-cannot hold slots for ever.
+process on the local-memory cache). A slot counter expires after ``SLOT_TTL`` so that a crashed
+process cannot hold slots for ever.
+
+Rates are a sliding window: the period is cut into ``BUCKETS`` counters and a request is admitted
+while the buckets that overlap the last period hold fewer than the limit, so no span of one period
+ever admits more than the limit (a fixed window admits twice the limit across its boundary).
+django-ninja's throttles keep a list of timestamps with get-then-set, which servers sharing a
+Redis overwrite under each other; ``incr`` does not lose counts.
 """
 
 from __future__ import annotations
@@ -14,13 +20,18 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.core.cache import BaseCache, caches
 
 from speech.conf import get_config
 from speech.errors import Overloaded, RateLimited
 
+if TYPE_CHECKING:
+    from speech.security import Client
+
 SLOT_TTL = 3600
+BUCKETS = 10
 QUEUE_POLL = 0.05
 logger = logging.getLogger(__name__)
 Release = Callable[[], None]
@@ -41,15 +52,11 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
 
 
-def check_rate(client: str) -> None:
-    rate = get_config()["RATE_LIMIT"]
-    if not rate:
+def check_rate(client: Client) -> None:
+    if not client.rate:
         return
-    allowed, period = parse_rate(rate)
-    now = time.time()
-    window = int(now // period)
-    if _incr(f"speech:rate:{client}:{window}", period + 1) > allowed:
-        retry = max(1, math.ceil((window + 1) * period - now))
+    if retry := count(f"speech:rate:{client.id}", client.rate):
+        allowed, period = parse_rate(client.rate)
         raise RateLimited(
             f"Rate limit reached: {allowed} requests per {period} s. Try again in {retry} s.",
             code="rate_limit_exceeded",
@@ -57,16 +64,53 @@ def check_rate(client: str) -> None:
         )
 
 
-def acquire_stream(client: str, synthesis: bool) -> Release:
-    """Take a stream slot for ``client`` and, for a local synthesis, a global one (waiting up to
-    QUEUE_TIMEOUT); return ``release``. Proxied streams cost this machine little CPU: only the
+def count(key: str, rate: str) -> int:
+    """Count one event against ``rate``: 0 when admitted, else the seconds until one would be (not counted)."""
+    return _window(key, rate, add=True)
+
+
+def exhausted(key: str, rate: str) -> int:
+    """Like ``count`` without counting: 0 while another event would be admitted."""
+    return _window(key, rate, add=False)
+
+
+def _window(key: str, rate: str, add: bool) -> int:
+    allowed, period = parse_rate(rate)
+    width = period / BUCKETS
+    now = time.time()
+    current = int(now // width)
+    names = {index: f"{key}:{index}" for index in range(current - BUCKETS, current + 1)}
+    try:
+        counts: dict[str, int] = shared_cache().get_many(list(names.values()))
+    except Exception:
+        logger.exception("cache unavailable: %s not counted", key)
+        return 0
+    earlier = sum(counts.get(names[index], 0) for index in range(current - BUCKETS, current))
+    total = earlier + counts.get(names[current], 0)
+    if total < allowed and add:
+        total = earlier + _incr(names[current], period + math.ceil(width))  # atomic: racing requests see each other
+        if total <= allowed:
+            return 0
+        _give_all([names[current]])
+    elif total < allowed:
+        return 0
+    for index in range(current - BUCKETS, current + 1):  # wait until enough of the oldest leave the window
+        total -= counts.get(names[index], 0)
+        if total < allowed:
+            return max(1, math.ceil((index + BUCKETS + 1) * width - now))
+    return max(1, math.ceil(width))
+
+
+def acquire_stream(client: Client, synthesis: bool) -> Release:
+    """Take a stream slot for ``client`` and, for a local synthesis or a replay, a global one (waiting
+    up to QUEUE_TIMEOUT); return ``release``. Proxied streams cost this machine little CPU: only the
     per-client cap applies to them."""
     config = get_config()
-    own = f"speech:streams:{client}"
+    own = f"speech:streams:{client.id}"
     taken: list[str] = []
-    if not _take(own, config["MAX_STREAMS_PER_CLIENT"], taken):
+    if not _take(own, client.max_streams, taken):
         raise RateLimited(
-            f"Too many concurrent streams: at most {config['MAX_STREAMS_PER_CLIENT']} per client.",
+            f"Too many concurrent streams: at most {client.max_streams} per client.",
             code="too_many_streams",
             headers={"Retry-After": "1"},
         )

@@ -26,13 +26,16 @@ from speech.usage import Track
 
 
 def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
-    hit = audio_cache.replay(speech, request.headers.get("Range", ""))
+    client = security.client_of(request)
+    security.check_engine(client, speech.model)
+    security.limit_stalls(request)
+    hit = audio_cache.replay(speech, client.scope, request.headers.get("Range", ""))
     cancel = Cancellation()
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
-    with Track(_client(request), speech, cached=hit is not None) as track, watcher.watch(request, cancel):
+    with Track(client, speech, cached=hit is not None) as track, watcher.watch(request, cancel):
         stream = hit or _start(request, speech, cancel)
-    if hit is None and (key := audio_cache.entry_key(speech)) is not None:
+    if hit is None and (key := audio_cache.entry_key(speech, client.scope)) is not None:
         stream = audio_cache.tee(key, stream, cancel)  # stored as it streams, kept if it ends complete
     return render(request, speech, track.stream(stream, cancel), cancel)
 
@@ -59,11 +62,6 @@ def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation) ->
     start = functools.partial(engine_for_model(speech.model).speak, speech, cancel)
     # Named (X-Speech-Id) so that its words can be fetched once it has ended.
     return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start())
-
-
-def _client(request: HttpRequest) -> str:
-    """Who authenticate() said this is; the address for views that call the API directly."""
-    return str(getattr(request, "auth", None) or security.address(request))
 
 
 def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:

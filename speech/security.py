@@ -1,57 +1,96 @@
-"""Who may call /v1/*: bearer keys for API clients, the site's own pages through CSRF; CORS and CSP.
+"""Who may call /v1/* and how much: API keys, the site's own page, wrong-credential throttling; CORS and CSP.
 
-``authenticate`` is the API's ninja ``auth`` callable. It returns the client's identity (used for
-rate limits, stream caps and usage records) or raises ``AuthenticationFailed`` (401, OpenAI-shaped).
+``authenticate`` is the router's ninja ``auth`` callable. It returns the ``Client`` (identity, limits,
+cache scope) or raises ``AuthenticationFailed`` (401) / ``RateLimited`` (429), OpenAI-shaped.
+
+The site's own page gets no key: the server issues it a page token (``page_token``), signed with
+``SECRET_KEY``, expiring after ``PAGE_TOKEN_MAX_AGE`` and bound to a random value kept in the
+visitor's session, so a token copied out of the page is useless without that session's cookie.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
 import hmac
 import secrets
+import socket
+import struct
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
-from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
+from django.utils.module_loading import import_string
 
 from speech import limits, proxies
 from speech.conf import get_config
-from speech.errors import AuthenticationFailed
+from speech.engines.base import get_engine
+from speech.errors import AuthenticationFailed, PermissionDenied, RateLimited
 
 EXPOSED = "X-Speech-Engine, X-Speech-Cache, X-Speech-Id, Retry-After, Content-Range, Accept-Ranges"
+PAGE_HEADER = "X-Speech-Page"
+PAGE_SALT = "speech.page"
+PAGE_SESSION_KEY = "speech_page"
+PUBLIC_SCOPE = "public"
 
 
-def authenticate(request: HttpRequest) -> str:
-    client = identify(request)
-    limits.check_rate(client)
+@dataclass(frozen=True)
+class Client:
+    """Who is calling: ``id`` names it in limits and usage records; ``scope`` is its audio cache."""
+
+    id: str
+    scope: str
+    rate: str | None
+    max_streams: int
+    # May reach engines that do not synthesise here (paid upstreams).
+    upstream: bool = True
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    digest: bytes  # sha256 of the key: keys may be configured hashed, and compare in constant time
+    name: str
+    limits: dict[str, Any]
+
+
+def client_of(request: HttpRequest) -> Client:
+    """The ``Client`` that ``authenticate`` (or the GET stream) attached to this request."""
+    client: Client = request.auth  # type: ignore[attr-defined]
     return client
 
 
-def address(request: HttpRequest) -> str:
-    """The identity of a client known only by its address: the socket peer, or whom a trusted proxy
-    (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+def client_address(request: HttpRequest) -> str:
+    """The caller's network identity (every limit, cap and record keyed by address comes from here): the
+    socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
     meta = request.META
     trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
     return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
 
 
-def identify(request: HttpRequest) -> str:
-    keys: list[str] = get_config()["API_KEYS"]
-    if not keys:
-        return address(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        if any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
-            return f"key:{hashlib.sha256(token.encode()).hexdigest()[:16]}"
-        raise AuthenticationFailed(
-            "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if same_site_page(request):
-        return address(request)
+def authenticate(request: HttpRequest) -> Client:
+    client = identify(request)
+    limits.check_rate(client)
+    return client
+
+
+def identify(request: HttpRequest) -> Client:
+    keys = api_keys()
+    address = client_address(request)
+    page = request.headers.get(PAGE_HEADER)
+    if not keys:  # an open API: keys are ignored; the page's token still earns the page's own limits
+        return _page_client(request, page, address) if page and _valid_page(request, page) else _open(address)
+    _check_failures(address)
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        return _key_client(authorization, keys, address)
+    if page is not None:
+        if not _valid_page(request, page):
+            _failed(address, "This page's token is invalid or expired: reload the page.", "invalid_page_token")
+        return _page_client(request, page, address)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",
@@ -59,20 +98,151 @@ def identify(request: HttpRequest) -> str:
     )
 
 
-def same_site_page(request: HttpRequest) -> bool:
-    """A request from one of the site's own pages: Django's CSRF cookie and token agree (and Origin fits)."""
-    if settings.CSRF_HEADER_NAME not in request.META:
+def api_keys() -> list[ApiKey]:
+    """``SPEECH["API_KEYS"]``: plain strings, or dicts with ``key`` or ``key_sha256`` and optional
+    ``name``, ``rate`` and ``max_streams`` (absent: the site-wide limit)."""
+    keys = []
+    for entry in get_config()["API_KEYS"]:
+        spec: dict[str, Any] = {"key": entry} if isinstance(entry, str) else entry
+        digest = bytes.fromhex(spec["key_sha256"]) if "key_sha256" in spec else _sha256(spec["key"])
+        name = spec.get("name") or digest.hex()[:16]
+        keys.append(ApiKey(digest, name, {k: spec[k] for k in ("rate", "max_streams") if k in spec}))
+    return keys
+
+
+def _sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _key_client(authorization: str, keys: list[ApiKey], address: str) -> Client:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        _failed(address, "Malformed Authorization header: send 'Authorization: Bearer YOUR_KEY'.", "invalid_api_key")
+    digest = _sha256(token.strip())
+    found = None
+    for key in keys:  # every key is compared, so the time taken does not tell which one matched
+        if hmac.compare_digest(digest, key.digest):
+            found = key
+    if found is None:
+        _failed(address, "Incorrect API key provided.", "invalid_api_key")
+    config = get_config()
+    return Client(
+        id=f"key:{found.name}",
+        scope=f"key:{found.name}",  # never "public", whatever the key's name
+        rate=found.limits.get("rate", config["RATE_LIMIT"]),
+        max_streams=found.limits.get("max_streams", config["MAX_STREAMS_PER_CLIENT"]),
+    )
+
+
+def _open(address: str) -> Client:
+    config = get_config()
+    return Client(address, PUBLIC_SCOPE, config["RATE_LIMIT"], config["MAX_STREAMS_PER_CLIENT"])
+
+
+def _check_failures(address: str) -> None:
+    rate = get_config()["AUTH_FAILURE_LIMIT"]
+    if rate and (retry := limits.exhausted(f"speech:fail:{address}", rate)):
+        raise RateLimited(
+            f"Too many failed authentication attempts from your address. Try again in {retry} s.",
+            code="too_many_failures",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _failed(address: str, message: str, code: str) -> NoReturn:
+    """Count a wrong credential against the address, then refuse it."""
+    if rate := get_config()["AUTH_FAILURE_LIMIT"]:
+        limits.count(f"speech:fail:{address}", rate)
+    raise AuthenticationFailed(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+# The site's own page.
+
+
+def page_allowed(request: HttpRequest) -> bool:
+    """``SPEECH["PAGE_ACCESS"]``: "anyone", "authenticated", or the dotted path of ``f(request) -> bool``."""
+    access: str = get_config()["PAGE_ACCESS"]
+    if access == "anyone":
+        return True
+    if access == "authenticated":
+        return _signed_in(request)
+    check: Callable[[HttpRequest], bool] = import_string(access)
+    return bool(check(request))
+
+
+def page_token(request: HttpRequest) -> str | None:
+    """A token for this visitor's page (None when the page may not use speech); starts a session."""
+    if not page_allowed(request):
+        return None
+    nonce = request.session.get(PAGE_SESSION_KEY)
+    if not nonce:  # set once: a page view need not write the session again
+        nonce = request.session[PAGE_SESSION_KEY] = secrets.token_urlsafe(16)
+    return signing.TimestampSigner(salt=PAGE_SALT).sign(nonce)
+
+
+def _valid_page(request: HttpRequest, token: str) -> bool:
+    try:
+        nonce = signing.TimestampSigner(salt=PAGE_SALT).unsign(token, max_age=get_config()["PAGE_TOKEN_MAX_AGE"])
+    except signing.BadSignature:  # expired, forged, or not a token at all
         return False
-    middleware = CsrfViewMiddleware(_no_response)
-    middleware.process_request(request)
-    # Django checks nothing for safe methods; the page's GETs must prove the same token as a POST.
-    probe = copy.copy(request)
-    probe.method = "POST"
-    return middleware.process_view(probe, _no_response, (), {}) is None
+    session = getattr(request, "session", None)
+    expected = session.get(PAGE_SESSION_KEY) if session is not None else None
+    return bool(expected) and hmac.compare_digest(nonce, str(expected)) and page_allowed(request)
 
 
-def _no_response(request: HttpRequest) -> HttpResponse:
-    raise AssertionError("only used for its checks")
+def _page_client(request: HttpRequest, token: str, address: str) -> Client:
+    config = get_config()
+    page: dict[str, Any] = config["PAGE_LIMITS"]
+    signed_in = _signed_in(request)
+    user = getattr(request, "user", None)
+    return Client(
+        id=f"user:{user.pk}" if signed_in and user is not None else f"page:{address}",
+        scope=PUBLIC_SCOPE,
+        rate=page.get("rate", config["RATE_LIMIT"]),
+        max_streams=page.get("max_streams", config["MAX_STREAMS_PER_CLIENT"]),
+        upstream=signed_in or config["ANONYMOUS_PAGE_UPSTREAM"],
+    )
+
+
+def _signed_in(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
+def check_engine(client: Client, model: str) -> None:
+    """Anonymous page visitors never spend the site's upstream money unless the site says so."""
+    alias = get_config()["MODELS"].get(model)
+    if alias in get_config()["ENGINES"] and not get_engine(alias).synthesises_locally and not client.upstream:
+        raise PermissionDenied(
+            "This model is served by a paid upstream engine, which anonymous visitors may not use. "
+            "Use the 'piper' model, or sign in.",
+            param="model",
+            code="upstream_not_allowed",
+        )
+
+
+def stream_client(request: HttpRequest) -> Client:
+    """The client of a GET /speech/stream: the page's token in ``?token=``, from the page's own browser."""
+    token = request.GET.get("token", "")
+    address = client_address(request)
+    _check_failures(address)
+    if not token or not _valid_page(request, token):
+        _failed(address, "This stream URL needs the token of the page that made it.", "bad_token")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise AuthenticationFailed("This stream URL is not for use from other sites.", code="cross_site")
+    return _page_client(request, token, address)
+
+
+def limit_stalls(request: HttpRequest) -> None:
+    """A listener that reads nothing for ``STALL_TIMEOUT`` seconds fails our next write, so its stream
+    ends and its slot frees. A kernel send timeout, not ``settimeout``: that would make every read of
+    the socket (the hang-up watcher's peek) wait too."""
+    sock = request.META.get("gunicorn.socket")
+    if sock is not None:
+        seconds = get_config()["STALL_TIMEOUT"]
+        with contextlib.suppress(OSError):
+            timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _is_speech(request: HttpRequest) -> bool:

@@ -13,6 +13,7 @@ from speech.cancellation import Cancellation, ClientClosed, close
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import SpeechError
+from speech.security import Client
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class Track:
     written when the stream ends, however it ends, or at once when starting the stream fails.
     """
 
-    client: str  # who authenticate() said this is
+    client: Client  # who authenticate() said this is
     speech: SpeechRequest
     started: float = field(default_factory=time.monotonic)
     engine: str = ""
@@ -37,7 +38,8 @@ class Track:
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
         try:
-            synthesis = not self.cached and _synthesises_locally(self.engine)
+            # A replay holds a thread as long as a synthesis does: it takes a global slot too.
+            synthesis = self.cached or synthesises_locally(self.engine)
             self.release = limits.acquire_stream(self.client, synthesis=synthesis)
         except SpeechError as error:
             self.finish(error.status)
@@ -84,7 +86,7 @@ def record(track: Track, status: int) -> None:
     speech = track.speech
     try:
         Usage.objects.create(
-            client=track.client[:80],
+            client=track.client.id[:80],
             model=speech.model,
             voice=speech.voice,
             engine=track.engine,
@@ -100,5 +102,5 @@ def record(track: Track, status: int) -> None:
         logger.exception("could not write a usage record")
 
 
-def _synthesises_locally(alias: str) -> bool:
+def synthesises_locally(alias: str) -> bool:
     return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 
+from speech.audio_cache import entry_key
+from speech.engines.base import SpeechRequest
 from tests.support.server import Server, start_server, stop_server
 
 
@@ -99,3 +102,10 @@ def test_cache_can_be_turned_off(make_server: Callable[..., Server]) -> None:
         response = speak(server, "Never stored.")
         assert response.status_code == 200
         assert "X-Speech-Cache" not in response.headers
+
+
+def test_entries_are_per_tenant_unless_the_cache_is_shared(settings: Any) -> None:
+    speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
+    assert entry_key(speech, "key:a") != entry_key(speech, "public")
+    settings.SPEECH = {"CACHE_SHARED": True}
+    assert entry_key(speech, "key:a") == entry_key(speech, "public")

@@ -21,10 +21,10 @@ def cached_after(cut_short: bool) -> bool:
             cancel.cancel()
 
     stream = SpeechStream(chunks=chunks(), content_type="audio/mpeg", engine="piper")
-    key = audio_cache.entry_key(speech)
+    key = audio_cache.entry_key(speech, "public")
     assert key is not None
     assert b"".join(audio_cache.tee(key, stream, cancel).chunks) == b"\xff\xf3" * 500
-    return audio_cache.replay(speech) is not None
+    return audio_cache.replay(speech, "public") is not None
 
 
 @pytest.mark.parametrize(("cut_short", "kept"), [(False, True), (True, False)])

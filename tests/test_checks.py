@@ -109,3 +109,15 @@ def test_a_malformed_rate_limit_is_an_error_with_a_hint(settings: Any) -> None:
     (error,) = [message for message in check_settings() if message.id == "speech.E007"]
     assert "lots" in error.msg
     assert "120/minute" in (error.hint or "")
+
+
+def test_malformed_keys_and_key_rates_are_errors(settings: Any) -> None:
+    settings.SPEECH = {"API_KEYS": ["sk-ok", {"key_sha256": "not-hex", "name": "x"}]}
+    assert "SPEECH['API_KEYS'][1]" in by_id(check_settings())["speech.E010"].msg
+    settings.SPEECH = {"API_KEYS": [{"key": "sk-ok", "rate": "often"}]}
+    assert "often" in by_id(check_settings())["speech.E007"].msg
+
+
+def test_the_page_token_needs_sessions(settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "SessionMiddleware" not in m]
+    assert "SessionMiddleware" in (by_id(check_settings())["speech.E009"].hint or "")

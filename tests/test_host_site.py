@@ -10,7 +10,7 @@ import requests
 
 from tests.host_site.server import KEY, PREFIX, host_site
 from tests.support.audio_check import duration
-from tests.support.server import ROOT, Server
+from tests.support.server import ROOT, Server, page_config
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_urls_carry_the_prefix_and_the_page_needs_no_key(host: Server) -> None:
     page = browser.get(f"{host.url}/", timeout=10)
     assert f"{PREFIX}/tts/v1/audio/speech" in page.text
     assert KEY not in page.text
-    headers = {"X-CSRFToken": browser.cookies["csrftoken"], "Origin": host.url.removesuffix(PREFIX)}
+    headers = {"X-Speech-Page": page_config(browser, host.url)["pageToken"]}
     body = {"model": "piper", "voice": "alloy", "input": "The host's page speaks without a key."}
     spoken = browser.post(f"{host.url}/tts/v1/audio/speech", json=body, headers=headers, timeout=60)
     assert spoken.status_code == 200

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from speech.checks import check_settings
 from speech.proxies import networks, real_client
-from speech.security import address, identify
+from speech.security import client_address, identify
 
 NGINX = networks(("127.0.0.1",))
 CHAIN = networks(("10.0.0.0/8", "::1"))
@@ -60,10 +60,10 @@ def test_what_the_client_prepends_is_never_believed(spoofed: list[str], client: 
 def test_the_address_identity_reads_the_request(settings: Any) -> None:
     request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
     settings.SPEECH = {}
-    assert address(request) == "ip:127.0.0.1"
+    assert client_address(request) == "ip:127.0.0.1"
     settings.SPEECH = {"TRUSTED_PROXIES": ["127.0.0.1"]}
-    assert address(request) == "ip:203.0.113.7"
-    assert identify(request) == "ip:203.0.113.7"
+    assert client_address(request) == "ip:203.0.113.7"
+    assert identify(request).id == "ip:203.0.113.7"
 
 
 def test_a_malformed_proxy_is_an_error_with_a_hint(settings: Any) -> None:

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",  # locks out an address after repeated failed admin logins
     "speech",
 ]
 
@@ -49,7 +50,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# The 5th failed login from one address locks it out (429) for an hour, whatever the username.
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = 1
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 
 ROOT_URLCONF = "ttsproject.urls"
 WSGI_APPLICATION = "ttsproject.wsgi.application"
@@ -138,6 +145,9 @@ if os.environ.get("SPEECH_MAX_LOADED_VOICES"):
 # "0" (or "off" for the rate) turns a limit off.
 limit_settings: list[tuple[str, Callable[[str], Any]]] = [
     ("RATE_LIMIT", lambda value: None if value in ("0", "off") else value),
+    ("AUTH_FAILURE_LIMIT", lambda value: None if value in ("0", "off") else value),
+    ("PAGE_ACCESS", str),
+    ("STALL_TIMEOUT", float),
     ("MAX_STREAMS", int),
     ("MAX_STREAMS_PER_CLIENT", int),
     ("QUEUE_TIMEOUT", float),
@@ -146,8 +156,9 @@ limit_settings: list[tuple[str, Callable[[str], Any]]] = [
 for name, parse in limit_settings:
     if os.environ.get(f"SPEECH_{name}"):
         SPEECH[name] = parse(os.environ[f"SPEECH_{name}"])
-if os.environ.get("SPEECH_CACHE_AUDIO"):
-    SPEECH["CACHE_AUDIO"] = os.environ["SPEECH_CACHE_AUDIO"] == "1"
+for name in ("CACHE_AUDIO", "CACHE_SHARED", "ANONYMOUS_PAGE_UPSTREAM"):
+    if os.environ.get(f"SPEECH_{name}"):
+        SPEECH[name] = os.environ[f"SPEECH_{name}"] == "1"
 if os.environ.get("OPENAI_API_KEY"):
     SPEECH["ENGINES"] = {
         "piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {}},

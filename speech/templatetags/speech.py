@@ -7,12 +7,11 @@ from typing import Any
 
 from django import template
 from django.conf import settings
-from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from speech.views import stream_token
+from speech.security import page_token
 
 register = template.Library()
 
@@ -29,8 +28,9 @@ def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
             "endpoint": reverse("speech:api:create_speech"),
             "voicesUrl": reverse("speech:api:list_voices"),
             "streamUrl": reverse("speech:stream"),
-            "streamToken": stream_token(request),
-            "csrfToken": get_token(request),  # the page's own requests pass without an API key
+            # The page's own credential, signed by the server and bound to this visitor's session:
+            # the page's requests pass without an API key (and the <audio> fallback's URL carries it).
+            "pageToken": page_token(request),
             "path": request.GET.get("path", path) or None,
         },
         "modules": modules.values(),

@@ -1,7 +1,7 @@
 """The widget on a page of another Django site, the app installed from its wheel, under /site/tts/, in Chromium,
 served by gunicorn (WSGI) and by uvicorn (ASGI).
 
-The host site requires API keys: the page plays through its CSRF token, never seeing a key.
+The host site requires API keys: the page plays through the token the server signed into it, never seeing a key.
 """
 
 from __future__ import annotations

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import re
-
 import requests
 
 from tests.support.audio_check import duration
-from tests.support.server import Server
+from tests.support.server import Server, page_config
 
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}
 
 
 def page_token(site: Server) -> tuple[requests.Session, str]:
     session = requests.Session()
-    html = session.get(f"{site.url}/", timeout=10).text
-    match = re.search(r'<script id="speech-player-config" type="application/json">(.*?)</script>', html)
-    assert match
-    config = json.loads(match.group(1))
-    return session, config["streamToken"]
+    return session, page_config(session, site.url)["pageToken"]
 
 
 def test_streams_audio_to_the_page_that_asked(site: Server) -> None:

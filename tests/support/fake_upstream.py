@@ -40,6 +40,7 @@ class Behaviour:
     drop_after: int | None = None  # bytes of body, then cut the connection
     retry_after: str | None = None
     message: str = "Something went wrong upstream."
+    repeat: int = 1  # the fixture this many times over: a long body at once
 
 
 @dataclass
@@ -128,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, behaviour: Behaviour, exchange: Exchange) -> None:
         fmt = exchange.body.get("response_format", "mp3")
-        data = audio_body(fmt)
+        data = audio_body(fmt) * behaviour.repeat
         chunks = [data[i : i + behaviour.chunk_size] for i in range(0, len(data), behaviour.chunk_size)]
         sse = exchange.body.get("stream_format") == "sse"
         if sse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -66,6 +69,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None, kind: str = 
         "SPEECH_CACHE_AUDIO": "0",
         # Many requests from one address, many at once: limits are off unless a test sets them.
         "SPEECH_RATE_LIMIT": "off",
+        "SPEECH_AUTH_FAILURE_LIMIT": "off",
         "SPEECH_MAX_STREAMS_PER_CLIENT": "0",
         "SPEECH_MAX_STREAMS": "0",
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
@@ -110,3 +114,12 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait()
+
+
+def page_config(browser: requests.Session, url: str) -> dict[str, Any]:
+    """The player's configuration in the site's page, with the page token issued to ``browser``'s session."""
+    html = browser.get(f"{url}/", timeout=10).text
+    match = re.search(r'<script id="speech-player-config" type="application/json">(.*?)</script>', html)
+    assert match
+    config: dict[str, Any] = json.loads(match[1])
+    return config

@@ -55,12 +55,12 @@ export class SpeechPlayer {
     return typeof fetch === "function" && typeof Audio === "function";
   }
 
-  constructor({ endpoint, streamUrl = null, streamToken = null, csrfToken = null, audio = null, path = null } = {}) {
+  constructor({ endpoint, streamUrl = null, pageToken = null, audio = null, path = null } = {}) {
     this.endpoint = endpoint;
-    // The site's own page authenticates with Django's CSRF token instead of an API key.
-    this.headers = csrfToken ? { "X-CSRFToken": csrfToken } : {};
+    // The site's own page authenticates with the token the server issued it instead of an API key.
+    this.headers = pageToken ? { "X-Speech-Page": pageToken } : {};
     this.streamUrl = streamUrl;
-    this.streamToken = streamToken;
+    this.streamToken = pageToken;
     this.audio = audio || new Audio();
     this.path = path; // null: choose automatically
     this.ctx = null;

@@ -1,0 +1,92 @@
+"""Gunicorn's threaded worker with a deadline for receiving a request.
+
+gthread gives a connection a thread as soon as its first bytes arrive, and the thread then waits for
+the rest with no time limit: a client that sends a header line every few seconds (slowloris), or
+announces a body and never sends it, holds a thread for as long as it likes, and a few hundred of
+them stop the server. Here a request must arrive whole (headers and body) within
+``GUNICORN_REQUEST_TIMEOUT`` seconds (default 10), or its connection is shut. The body is read
+before the application runs, so the deadline covers it. Use it with
+``worker_class = "speech.workers.RequestDeadlineWorker"``; a front proxy (nginx) that buffers
+requests is still the real protection (README, Deploying).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
+
+POLL_SECONDS = 0.2
+MAX_BUFFERED_BODY = 4 * 1024 * 1024  # larger declared bodies are left to the application to refuse
+
+
+class Deadlines:
+    """One thread that shuts the sockets whose request did not arrive in time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._armed: dict[int, tuple[socket.socket, float]] = {}
+        threading.Thread(target=self._run, name="speech-request-deadline", daemon=True).start()
+
+    def arm(self, sock: socket.socket) -> int:
+        """Start the clock; the key is the descriptor, which a TLS wrapper made later shares."""
+        key = sock.fileno()
+        with self._lock:
+            self._armed[key] = (sock, time.monotonic() + self.seconds)
+        return key
+
+    def disarm(self, key: int) -> None:
+        with self._lock:
+            self._armed.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            now = time.monotonic()
+            with self._lock:
+                late = [key for key, (_, deadline) in self._armed.items() if deadline < now]
+                socks = [self._armed.pop(key)[0] for key in late]
+            for sock in socks:  # the thread blocked reading it sees the end of the stream and moves on
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class RequestDeadlineWorker(ThreadWorker):
+    def init_process(self) -> None:
+        self.deadlines = Deadlines(float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "10")))
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        application: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
+
+        def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            _buffer_body(environ)
+            self.deadlines.disarm(environ["gunicorn.socket"].fileno())
+            result: Iterable[bytes] = application(environ, start_response)
+            return result
+
+        self.wsgi = read_then_run
+
+    def handle(self, conn: Any) -> Any:
+        key = self.deadlines.arm(conn.sock)
+        try:
+            return super().handle(conn)
+        finally:
+            self.deadlines.disarm(key)
+
+
+def _buffer_body(environ: dict[str, Any]) -> None:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if length > MAX_BUFFERED_BODY or not (length or chunked):
+        return
+    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length if length else MAX_BUFFERED_BODY))
