@@ -207,7 +207,7 @@ def bench_ttfb(url: str, voice: LocalVoice, runs: int, runs_4000: int) -> list[s
 def engine_run(voice: LocalVoice, input_text: str) -> tuple[float, float, float]:
     """Piper alone on the whole text: (wall s, CPU s, audio s)."""
     wall, cpu = time.monotonic(), time.process_time()
-    pcm = voice.synthesize(text.normalize(input_text), 1.0, Grant(slot=0, alone=True), Cancellation())
+    pcm = voice.synthesize(text.normalize(input_text), 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     return time.monotonic() - wall, time.process_time() - cpu, len(pcm) / 2 / voice.rate
 
 

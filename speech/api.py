@@ -13,7 +13,7 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas, security, text
+from speech import schemas, security, text, timings, transcripts
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, get_engine
 from speech.errors import InvalidRequest, NotFound, SpeechError, error_response, invalid_request
@@ -42,6 +42,39 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
     if not text.normalize(body.input):  # blank once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     return speech_response(request, SpeechRequest(**body.dict()))
+
+
+@router.get("/audio/speech/{speech_id}/words", response={200: schemas.WordList, 404: schemas.ErrorBody, **ERRORS})
+def speech_words(request: HttpRequest, speech_id: str) -> dict[str, Any]:
+    """The word timings of a finished synthesis, by the ``X-Speech-Id`` its response carried."""
+    return {"id": speech_id, "data": _finished_words(speech_id)}
+
+
+@router.get(
+    "/audio/speech/{speech_id}/subtitles",
+    response={200: None, 404: schemas.ErrorBody, **ERRORS},
+    summary="Subtitles (WebVTT or SRT) of a finished synthesis",
+)
+def speech_subtitles(request: HttpRequest, speech_id: str, format: schemas.SubtitleFormat = "vtt") -> HttpResponse:
+    words = _finished_words(speech_id)
+    if format == "srt":
+        response = HttpResponse(timings.srt(words), content_type="application/x-subrip; charset=utf-8")
+    else:
+        response = HttpResponse(timings.webvtt(words), content_type="text/vtt; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="speech.{format}"'
+    return response
+
+
+def _finished_words(speech_id: str) -> list[timings.Word]:
+    words = transcripts.load(speech_id)
+    if words is None:
+        raise NotFound(
+            f"No finished synthesis '{speech_id}' has word timings (unknown, still speaking, expired, or from an "
+            "engine without timings).",
+            param="speech_id",
+            code="speech_not_found",
+        )
+    return words
 
 
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")

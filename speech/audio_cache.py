@@ -85,6 +85,8 @@ def replay(speech: SpeechRequest, scope: str, range_header: str = "") -> SpeechS
     ranged = _range(range_header, size)
     first, last = ranged or (0, size - 1)
     headers = {"Content-Length": str(last - first + 1), "Accept-Ranges": "bytes", "X-Speech-Cache": "hit"}
+    if meta.get("speech_id"):  # its word timings, stored when it was made
+        headers["X-Speech-Id"] = meta["speech_id"]
     if ranged:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return SpeechStream(
@@ -155,7 +157,7 @@ def _store(key: str, stream: SpeechStream, cancel: Cancellation) -> Iterator[byt
         close(stream.chunks)
         if complete and (not pending or _safely(store.set, _part(key, nonce, parts), bytes(pending), TIMEOUT)):
             meta = {"nonce": nonce, "parts": parts + bool(pending), "size": size, "content_type": stream.content_type}
-            _safely(_publish, key, {**meta, "engine": stream.engine})
+            _safely(_publish, key, {**meta, "engine": stream.engine, "speech_id": stream.headers.get("X-Speech-Id")})
         else:
             _safely(store.delete_many, [_part(key, nonce, index) for index in range(parts + 1)])
 

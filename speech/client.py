@@ -4,12 +4,15 @@
 ``pcm`` as is, ``wav`` after its header, and mp3/opus/aac/flac decoded incrementally by PyAV
 reading from a file-like object that pulls the HTTP body chunk by chunk. ``play()`` sends that
 PCM to the sound card through ``sounddevice`` (the ``client`` extra); ``save()`` writes the
-encoded bytes to disk as they arrive.
+encoded bytes to disk as they arrive. ``words()`` yields each word with its times as the server
+speaks it, and ``fetch(..., words=[])`` collects them beside the audio (both ask for SSE).
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ import requests
 
 from speech import audio, install_command
 from speech.cancellation import close
+from speech.timings import Word
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 # Audio held before the sound card starts, and the most it buffers: absorbs network jitter.
@@ -63,9 +67,16 @@ def fetch(
     base_url: str = DEFAULT_BASE_URL,
     api_key: str | None = None,
     timeout: float = 60.0,
+    words: list[Word] | None = None,
 ) -> Generator[bytes]:
-    """POST ``/audio/speech`` and yield the encoded bytes as they arrive; closing stops the download."""
+    """POST ``/audio/speech`` and yield the encoded bytes as they arrive; closing stops the download.
+
+    With a ``words`` list, the audio comes as server-sent events and each word the server times
+    (``speech.word``) is appended to the list before the audio that holds it is yielded.
+    """
     body: dict[str, Any] = {"model": model, "input": text, "voice": voice, "response_format": response_format}
+    if words is not None:
+        body["stream_format"] = "sse"
     if speed != 1.0:
         body["speed"] = speed
     if instructions:
@@ -76,7 +87,36 @@ def fetch(
         if not response.ok:
             raise _api_error(response)
         # read1 returns what has arrived (one HTTP chunk at most) instead of waiting for a full buffer.
-        yield from iter(lambda: response.raw.read1(65536, decode_content=True), b"")
+        received = iter(lambda: response.raw.read1(65536, decode_content=True), b"")
+        yield from received if words is None else _events(received, words)
+
+
+def _events(received: Iterator[bytes], words: list[Word]) -> Iterator[bytes]:
+    """Server-sent events -> the audio they carry; their words go to ``words``."""
+    pending = b""
+    for data in received:
+        pending += data
+        *events, pending = pending.split(b"\n\n")
+        for event in events:
+            if not event.startswith(b"data: "):
+                continue
+            fields = json.loads(event[6:])
+            if fields["type"] == "speech.word":
+                words.append(Word(**{key: value for key, value in fields.items() if key != "type"}))
+            elif fields["type"] == "speech.audio.delta":
+                yield base64.b64decode(fields["audio"])
+
+
+def words(text: str, **options: Any) -> Generator[Word]:
+    """Each word of ``text`` with its times, as the server speaks it (the audio is received and dropped).
+
+    Only servers that time words send any: this one's local voices do; OpenAI does not.
+    """
+    found: list[Word] = []
+    for _ in fetch(text, words=found, **options):
+        yield from found
+        found.clear()
+    yield from found
 
 
 def _api_error(response: requests.Response) -> APIError:

@@ -33,6 +33,7 @@ EXPOSE_HEADERS = (
     "x-request-id",
     "x-speech-engine",
     "x-speech-cache",
+    "x-speech-id",
     "retry-after",
     "content-range",
     "accept-ranges",

@@ -105,7 +105,7 @@ def error_response(error: SpeechError) -> JsonResponse:
 def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
     """The first of pydantic's (or ninja's) validation errors, OpenAI-shaped, ``param`` naming the field."""
     first = errors[0] if errors else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload")]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "payload", "query")]
     param = ".".join(loc) or None
     message = first.get("msg", "Invalid request.")
     if first.get("type") == "missing":

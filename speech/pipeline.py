@@ -9,9 +9,10 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Protocol
 
-from speech import audio, text
+from speech import audio, text, timings
 from speech.cancellation import Cancellation, Cancelled
 from speech.scheduler import Grant, scheduler
+from speech.timings import Timeline, Voiced, Word
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class Voice(Protocol):
     @property
     def rate(self) -> int: ...
 
-    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes: ...
+    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> Voiced: ...
 
 
 class Listener:
@@ -57,8 +58,55 @@ def next_piece(pending: deque[str], lead: float) -> str:
     return piece
 
 
-def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancellation) -> Iterator[bytes]:
-    pending = deque(text.sentences(text.normalize(input_text)))
+class _Words:
+    """Turns a piece's marks into words of the input: times in the stream, offsets in ``input``."""
+
+    def __init__(self, input_text: str, normalized: str, origins: list[tuple[int, int]], rate: int) -> None:
+        self.input, self.normalized, self.origins, self.rate = input_text, normalized, origins, rate
+        self.cursor = 0  # where the next piece starts in the normalised text
+
+    def of(self, piece: str, voiced: Voiced, samples_before: int) -> list[Word]:
+        at = self.normalized.find(piece, self.cursor)
+        self.cursor = end = at + len(piece)
+        marks = list(voiced.marks)
+        # A piece cut inside a long word (a script the cutter weighs heavily): the word is the
+        # previous piece's, which spoke its start and named all of it.
+        if marks and marks[0].char_start == 0 and at > 0 and not self.normalized[at - 1].isspace():
+            marks.pop(0)
+        words = []
+        for mark in marks:
+            first, last = at + mark.char_start, at + mark.char_end
+            if last == end and end < len(self.normalized) and not self.normalized[end].isspace():
+                first, last = self._whole_token(first)
+            char_start, char_end = self.origins[first][0], self.origins[last - 1][1]
+            words.append(
+                Word(
+                    text=self.input[char_start:char_end],
+                    start=round((samples_before + mark.start) / self.rate, 3),
+                    end=round((samples_before + mark.end) / self.rate, 3),
+                    char_start=char_start,
+                    char_end=char_end,
+                    estimated=mark.estimated,
+                )
+            )
+        return words
+
+    def _whole_token(self, inside: int) -> tuple[int, int]:
+        start = max(self.normalized.rfind(" ", 0, inside), self.normalized.rfind("\n", 0, inside)) + 1
+        end = len(self.normalized)
+        for space in (" ", "\n"):
+            found = self.normalized.find(space, inside)
+            end = found if 0 <= found < end else end
+        _, _, inner_start, inner_end = timings.tokens(self.normalized[start:end])[0]
+        return start + inner_start, start + inner_end
+
+
+def stream(
+    voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancellation, timeline: Timeline | None = None
+) -> Iterator[bytes]:
+    normalized, origins = text.normalize_mapped(input_text)
+    pending = deque(text.sentences(normalized))
+    words = _Words(input_text, normalized, origins, voice.rate)
     encoder = audio.encoder(fmt, voice.rate)
     listener = Listener()
     finished = False
@@ -70,7 +118,10 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
                 piece = next_piece(pending, listener.lead())
                 pieces += 1
                 logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
-                pcm = voice.synthesize(piece, speed, grant, cancel)
+                spoken = voice.synthesize(piece, speed, grant, cancel)
+            if timeline is not None:  # before the audio: a word never arrives after its sound
+                timeline.add(words.of(piece, spoken, voiced // 2))
+            pcm = spoken.pcm
             voiced += len(pcm)
             data = encoder.write(pcm)
             listener.received(len(pcm) / 2 / voice.rate)
@@ -80,6 +131,8 @@ def stream(voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancel
             if not voiced:  # nothing the voice could say (";"): a moment of silence is still valid audio
                 yield encoder.write(bytes(voice.rate // 5 * 2))
             finished = True
+            if timeline is not None:
+                timeline.complete = True
             yield encoder.close()
     except Cancelled:
         return

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio_cache, security
+from speech import asgi, audio_cache, security, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
 from speech.hangup import watcher
@@ -47,7 +47,7 @@ def render(
     if speech.stream_format == "sse":
         content_type = "text/event-stream"
         if not stream.sse:
-            chunks = _sse_events(chunks, speech)
+            chunks = _sse_events(chunks, speech, stream.words)
     body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel)
     response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
     for name, value in stream.headers.items():
@@ -60,7 +60,8 @@ def render(
 
 def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation) -> SpeechStream:
     start = functools.partial(engine_for_model(speech.model).speak, speech, cancel)
-    return asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start()
+    # Named (X-Speech-Id) so that its words can be fetched once it has ended.
+    return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start())
 
 
 def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
@@ -68,11 +69,16 @@ def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation
         yield from chunks
 
 
-def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest) -> Iterator[bytes]:
+def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:
     sent = 0
     for chunk in chunks:
         sent += len(chunk)
+        # The engine adds a piece's words before yielding its audio: each word comes before its sound.
+        for word in words.take() if words else ():
+            yield _sse(word.event())
         yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
+    for word in words.take() if words else ():
+        yield _sse(word.event())
     input_tokens = math.ceil(len(speech.input) / 4)
     output_tokens = math.ceil(sent / 1000)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}

@@ -10,6 +10,8 @@ from pydantic import ConfigDict, Field
 from speech.audio import Format
 
 SPEEDS = (0.25, 4.0)  # OpenAI's range; the widget's slider covers it too
+SubtitleFormat = Literal["vtt", "srt"]
+
 # OpenAI's names, part of the API: clients send them unchanged, whatever engine speaks.
 OPENAI_VOICES = (
     "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
@@ -35,6 +37,21 @@ class SpeechBody(Schema):
         max_length=35,
         description="BCP 47 language of the input (e.g. `de`); OpenAI's voice names then speak as a voice of it.",
     )
+
+
+class Word(Schema):
+    text: str = Field(..., description="The word as it is in `input`.")
+    start: float = Field(..., description="Seconds from the start of the audio.")
+    end: float
+    char_start: int = Field(..., description="Offset of the word in `input` (Python string index).")
+    char_end: int
+    estimated: bool = Field(..., description="True when the voice gave no alignments and times are estimated.")
+
+
+class WordList(Schema):
+    object: Literal["list"] = "list"
+    id: str
+    data: list[Word]
 
 
 class Voice(Schema):

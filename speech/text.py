@@ -26,19 +26,71 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 
 def normalize(text: str) -> str:
     """NFC, no control or invisible formatting characters, no lone surrogates, tidy whitespace."""
-    text = text.encode("utf-8", "ignore").decode("utf-8")  # drops lone surrogates
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
-    text = _SPACES.sub(" ", text)
-    return "\n".join(line.strip() for line in text.split("\n") if line.strip())
+    return normalize_mapped(text)[0]
+
+
+def normalize_mapped(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``normalize(text)`` and, for each of its characters, the span of ``text`` it came from."""
+    chars = _composed(text)
+    kept: list[tuple[str, int, int]] = []
+    for ch, start, end in chars:
+        if ch == "\n" and kept and kept[-1] == ("\n", start - 1, start) and text[start - 1] == "\r":
+            kept[-1] = ("\n", start - 1, end)  # \r\n: one line break
+            continue
+        if _INVISIBLE.match(ch):
+            continue
+        ch = "\n" if ch in "\r\n" else " " if _CONTROL.match(ch) or _SPACES.match(ch) else ch
+        if ch == " " and kept and kept[-1][0] == " ":
+            kept[-1] = (" ", kept[-1][1], end)
+            continue
+        kept.append((ch, start, end))
+    lines: list[list[tuple[str, int, int]]] = [[]]
+    for item in kept:
+        if item[0] == "\n":
+            lines.append([])
+        else:
+            lines[-1].append(item)
+    result: list[tuple[str, int, int]] = []
+    for line in lines:
+        while line and line[0][0].isspace():
+            line.pop(0)
+        while line and line[-1][0].isspace():
+            line.pop()
+        if line:
+            if result:
+                result.append(("\n", result[-1][2], line[0][1]))
+            result.extend(line)
+    return "".join(ch for ch, _, _ in result), [(start, end) for _, start, end in result]
+
+
+def _composed(text: str) -> list[tuple[str, int, int]]:
+    """NFC per run of a starter and its combining marks, each result character spanning its run."""
+    runs: list[tuple[int, int]] = []
+    for i, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":  # a lone surrogate: dropped
+            continue
+        if runs and (unicodedata.combining(ch) or "\u1160" <= ch <= "\u11ff"):  # marks, Hangul vowels/finals
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    chars: list[tuple[str, int, int]] = []
+    for start, end in runs:
+        run = "".join(ch for ch in text[start:end] if not "\ud800" <= ch <= "\udfff")
+        chars.extend((ch, start, end) for ch in unicodedata.normalize("NFC", run))
+    return chars
+
+
+def is_abbreviation(word: str) -> bool:
+    """An abbreviation or an initial ("Dr.", "e.g.", "J."), whose full stop ends no sentence."""
+    word = word.rstrip(".").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
     """True when the full stop before ``end`` closes an abbreviation or an initial, not a sentence."""
     if text[end - 1] != ".":
         return False
-    word = text[:end].rsplit(None, 1)[-1].rstrip(".").lower()
-    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+    return is_abbreviation(text[:end].rsplit(None, 1)[-1])
 
 
 def sentences(text: str, max_chars: int = MAX_SEGMENT_CHARS) -> list[str]:

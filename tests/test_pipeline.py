@@ -11,6 +11,7 @@ import pytest
 from speech import pipeline
 from speech.cancellation import Cancellation
 from speech.scheduler import Grant
+from speech.timings import Voiced
 
 RATE = 22_050
 SECONDS_PER_WORD = 0.4
@@ -45,9 +46,9 @@ class WordVoice:
     def __init__(self) -> None:
         self.pieces: list[str] = []
 
-    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes:
+    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> Voiced:
         self.pieces.append(text)
-        return bytes(2 * int(RATE * SECONDS_PER_WORD * len(text.split())))
+        return Voiced(bytes(2 * int(RATE * SECONDS_PER_WORD * len(text.split()))))
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ def test_every_openai_voice_maps_to_a_local_voice(engine: PiperEngine) -> None:
 def test_speed_maps_to_length_scale(engine: PiperEngine) -> None:
     voice = engine.resolve("alloy")
     grant = Grant(slot=0, alone=True)
-    normal = len(voice.synthesize("Speed changes how long this takes.", 1.0, grant, Cancellation()))
-    slow = len(voice.synthesize("Speed changes how long this takes.", 0.5, grant, Cancellation()))
+    normal = len(voice.synthesize("Speed changes how long this takes.", 1.0, grant, Cancellation()).pcm)
+    slow = len(voice.synthesize("Speed changes how long this takes.", 0.5, grant, Cancellation()).pcm)
     assert 1.6 < slow / normal < 2.4
 
 
@@ -120,5 +120,5 @@ def test_a_voice_from_an_onnx_path_in_settings() -> None:
     )
     assert {"mine", "nova", "alloy"} <= set(engine.voices())
     assert engine.resolve("nova").name == "mine"
-    pcm = engine.resolve("mine").synthesize("Mine.", 1.0, Grant(slot=0, alone=True), Cancellation())
+    pcm = engine.resolve("mine").synthesize("Mine.", 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     assert len(pcm) > 4_000

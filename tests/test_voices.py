@@ -171,7 +171,7 @@ def test_a_16k_voice_is_spoken_at_24k(store: Path, client: Client) -> None:
     voice = piper().resolve("de_DE-thorsten-medium")
     assert voice.rate == 16_000
     text = "Guten Tag, wie geht es Ihnen?"
-    raw = voice.synthesize(text, 1.0, Grant(slot=0, alone=True), Cancellation())
+    raw = voice.synthesize(text, 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     body = {"model": "piper", "voice": "de_DE-thorsten-medium", "input": text, "response_format": "pcm"}
     response = client.post("/v1/audio/speech", body, content_type="application/json")
     assert isinstance(response, StreamingHttpResponse)
@@ -219,7 +219,7 @@ def test_each_speaker_of_a_multi_speaker_model_is_a_voice(
 
     try:
         session.run = run
-        pcm = bob.synthesize("Hello.", 1.0, Grant(slot=0, alone=True), Cancellation())
+        pcm = bob.synthesize("Hello.", 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     finally:
         session.run = real_run
     assert len(pcm) > 4_000

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from speech.cancellation import Cancellation
 from speech.conf import get_config
 from speech.errors import InvalidRequest
+from speech.timings import Timeline
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class SpeechStream:
     # False when a cut stream would end like a complete one (an upstream body with neither length nor
     # chunks): such a stream is never cached.
     cacheable: bool = True
+    # Word timings, filled as the audio is made; None for engines that have none (upstream).
+    words: Timeline | None = None
 
 
 class Engine(abc.ABC):

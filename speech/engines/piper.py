@@ -15,18 +15,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from speech import audio, install_command, memory, pipeline
+from speech import audio, install_command, memory, pipeline, timings
 from speech.cancellation import Cancellation, Cancelled
 from speech.conf import PIPER_VOICES, get_config
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
 from speech.scheduler import Grant, scheduler
+from speech.timings import Phone, Voiced
 from speech.voices import Installed, Registry, Voice, spec_paths
 
 try:
     import onnxruntime
     from piper.config import PiperConfig, SynthesisConfig
-    from piper.voice import PiperVoice
+    from piper.const import BOS, EOS
+    from piper.voice import AudioChunk, PiperVoice
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"The piper engine needs the 'piper' extra: {install_command('piper')}") from error
 
@@ -84,18 +86,34 @@ def _arena() -> _SharedArena:
     return _SharedArena()
 
 
-def _voice(model: Path, config: Path, threads: int) -> PiperVoice:
+def _voice(model: str | bytes, config: Path, threads: int) -> PiperVoice:
     memory.return_large_blocks_promptly()
     _arena()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.use_env_allocators", "1")
-    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(
         config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
         session=_CancellableSession(session),
     )
+
+
+def _aligned(model: Path) -> str | bytes:
+    """The model with its phoneme durations as a second output (piper's in-memory patch), else its path."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:  # pragma: no cover - onnx is a dependency of the piper extra
+        logger.warning("onnx is missing: word timings of %s are estimated", model.name)
+        return str(model)
+    patched = onnx.load(str(model))
+    try:
+        add_alignment_output(patched)
+    except ValueError as error:  # already patched, or no duration tensor: times are estimated then
+        logger.info("%s: %s", model.name, error)
+    return bytes(patched.SerializeToString())
 
 
 def _give_back_memory() -> None:
@@ -114,8 +132,9 @@ class LocalVoice:
     speaker_id: int | None = None  # of a multi-speaker model; its speakers share the sessions
 
     @classmethod
-    def load(cls, name: str, spec: dict[str, str], slots: int) -> LocalVoice:
-        model, config = spec_paths(spec)
+    def load(cls, name: str, spec: dict[str, Any], slots: int) -> LocalVoice:
+        path, config = spec_paths(spec)
+        model = _aligned(path) if spec.get("alignments", True) else str(path)
         cores = os.cpu_count() or 1
         wide = _voice(model, config, cores)
         narrow = [_voice(model, config, max(1, cores // slots)) for _ in range(slots)]
@@ -125,7 +144,7 @@ class LocalVoice:
     def rate(self) -> int:
         return int(self.wide.config.sample_rate)
 
-    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> bytes:
+    def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> Voiced:
         voice = self.wide if grant.alone else self.narrow[grant.slot]
         options = _arena().run_options()
         session: _CancellableSession = voice.session
@@ -135,11 +154,43 @@ class LocalVoice:
         )
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
             try:
-                return b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, config))
+                chunks = list(voice.synthesize(text, config, include_alignments=True))
             except Exception:
                 if cancel.cancelled:
                     raise Cancelled from None
                 raise
+        return self._voiced(text, chunks)
+
+    def _voiced(self, text: str, chunks: list[AudioChunk]) -> Voiced:
+        phones: list[Phone] = []
+        samples = 0
+        for chunk in chunks:
+            if chunk.phoneme_alignments is None or chunk.phoneme_id_samples is None:
+                phones += timings.even_phones(chunk.phonemes, samples, len(chunk.audio_float_array))
+            else:
+                phones += _aligned_phones(chunk, samples)
+            samples += len(chunk.audio_float_array)
+        estimated = any(chunk.phoneme_alignments is None for chunk in chunks)
+        marks = timings.marks(text, phones, self._phonemes, estimated)
+        return Voiced(b"".join(chunk.audio_int16_bytes for chunk in chunks), marks)
+
+    def _phonemes(self, word: str) -> list[str]:
+        return [phoneme for sentence in self.wide.phonemize(word) for phoneme in sentence]
+
+
+def _aligned_phones(chunk: AudioChunk, start: int) -> list[Phone]:
+    """Each phoneme's own samples, without the padding id after it (the transition to the next one)."""
+    assert chunk.phoneme_alignments is not None
+    assert chunk.phoneme_id_samples is not None
+    samples = [int(n) for n in chunk.phoneme_id_samples]
+    phones, index, at = [], 0, start
+    for alignment in chunk.phoneme_alignments:
+        own = len(alignment.phoneme_ids) - (alignment.phoneme != EOS)  # a padding id follows all but EOS
+        if alignment.phoneme not in (BOS, EOS):
+            phones.append(Phone(alignment.phoneme, at, at + sum(samples[index : index + own])))
+        at += sum(samples[index : index + len(alignment.phoneme_ids)])
+        index += len(alignment.phoneme_ids)
+    return phones
 
 
 class PiperEngine(Engine):
@@ -151,7 +202,7 @@ class PiperEngine(Engine):
     def __init__(
         self,
         alias: str,
-        voices: dict[str, dict[str, str]] | None = None,
+        voices: dict[str, dict[str, Any]] | None = None,
         aliases: dict[str, str] | None = None,
     ) -> None:
         super().__init__(alias)
@@ -235,5 +286,7 @@ class PiperEngine(Engine):
 
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         local = self.resolve(request.voice, request.language)
-        chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel)
-        return SpeechStream(chunks=chunks, content_type=audio.CONTENT_TYPES[request.response_format], engine=self.alias)
+        words = timings.Timeline()
+        chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel, words)
+        content_type = audio.CONTENT_TYPES[request.response_format]
+        return SpeechStream(chunks=chunks, content_type=content_type, engine=self.alias, words=words)

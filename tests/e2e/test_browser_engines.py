@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Playwright
 
+from tests.e2e import test_words as words
 from tests.support.audio_check import duration
 from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
 from tests.support.server import Server
@@ -180,5 +181,25 @@ def test_stop_mid_stream_in_every_engine(engine_page: BrowserPage, site: Server)
     assert len(events(page, "progress")) == progress  # nothing plays on
     assert page.evaluate("document.querySelector('.sp-status').textContent") == "Stopped."
     assert page.evaluate("document.querySelector('.sp-audio').paused")
+    assert page.console_errors() == []
+    assert not page.crashed()
+
+
+def test_highlights_the_word_heard_in_every_engine(engine_page: BrowserPage, site: Server) -> None:
+    """The word marked in the page follows the path's own clock (see test_words.py for the measure)."""
+    page = engine_page
+    open_player(page, site.url)
+    page.type(".sp-text", words.TEXT)
+    page.evaluate(f"({words.SAMPLER})()")
+    page.click(".sp-speak")
+    wait_event(page, "ended", "error")
+    assert events(page, "error") == []
+    samples, lists = page.evaluate("window.wordSamples"), page.evaluate("window.wordLists")
+
+    found = lists[0]
+    assert [w["text"] for w in found][:4] == ["Dr.", "Smith", "paid", "$5"]
+    assert words.check_samples(samples, found) > 30
+    first_marked = next(sample for sample in samples if sample["current"] is not None)
+    assert words.first_sound(found) - words.TOLERANCE <= first_marked["t"] < words.first_sound(found) + 0.3
     assert page.console_errors() == []
     assert not page.crashed()

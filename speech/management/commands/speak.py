@@ -6,12 +6,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from speech import audio, client
+from speech import audio, client, timings
 
 
 class ProgressLine:
@@ -51,6 +52,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--out", help="Write the audio to this file instead of playing it.")
         parser.add_argument(
+            "--subtitles", help="Also write the words' timings to this file: WebVTT, or SRT for a .srt name."
+        )
+        parser.add_argument(
             "--server",
             help="API base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
             "or https://api.openai.com/v1. Without it the embedded engine speaks, no server needed.",
@@ -75,12 +79,15 @@ class Command(BaseCommand):
         try:
             output = None if out else client.open_output()  # no device: say so before synthesising
             progress = ProgressLine(self.stderr, "saved" if out else "played")
-            chunks = self._chunks(text, fmt, options)
+            words: list[timings.Word] = []
+            chunks = self._chunks(text, fmt, options, words)
             if out:
                 client.write(chunks, out, fmt, progress)
             else:
                 client.play_pcm(client.decode(chunks, fmt), output, progress)
             progress.show(ending="\n")
+            if options["subtitles"]:
+                self._subtitles(Path(options["subtitles"]), words)
         except KeyboardInterrupt:
             self.stderr.write("\nStopped.")
             sys.exit(130)
@@ -89,7 +96,12 @@ class Command(BaseCommand):
         except requests.RequestException as error:
             raise CommandError(f"Cannot reach {options['server']}: {error}") from None
 
-    def _chunks(self, text: str, fmt: str, options: dict[str, Any]) -> Iterator[bytes]:
+    def _subtitles(self, path: Path, words: list[timings.Word]) -> None:
+        if not words:
+            raise CommandError("The engine sent no word timings (upstream engines have none): no subtitles.")
+        path.write_text(timings.srt(words) if path.suffix.lower() == ".srt" else timings.webvtt(words), "utf-8")
+
+    def _chunks(self, text: str, fmt: str, options: dict[str, Any], words: list[timings.Word]) -> Iterator[bytes]:
         if options["server"]:
             return client.fetch(
                 text,
@@ -99,6 +111,7 @@ class Command(BaseCommand):
                 speed=options["speed"],
                 base_url=options["server"],
                 api_key=options["api_key"],
+                words=words if options["subtitles"] else None,
             )
         from speech.cancellation import Cancellation
         from speech.engines.base import SpeechRequest, get_engine
@@ -108,6 +121,20 @@ class Command(BaseCommand):
             model="piper", input=text, voice=options["voice"], response_format=fmt, speed=options["speed"]
         )
         try:
-            return get_engine("piper").speak(request, Cancellation()).chunks
+            stream = get_engine("piper").speak(request, Cancellation())
         except SpeechError as error:
             raise CommandError(error.message) from None
+        return _collected(stream.chunks, stream.words, words)
+
+
+def _collected(
+    chunks: Iterator[bytes], timeline: timings.Timeline | None, words: list[timings.Word]
+) -> Iterator[bytes]:
+    """The engine's chunks, its words copied to ``words`` as they come; closing stops the engine."""
+    try:
+        for chunk in chunks:
+            words.extend(timeline.take() if timeline else ())
+            yield chunk
+        words.extend(timeline.take() if timeline else ())
+    finally:
+        getattr(chunks, "close", lambda: None)()

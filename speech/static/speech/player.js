@@ -1,8 +1,9 @@
 // SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
 //   const player = new SpeechPlayer({ endpoint, streamUrl });
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
-// Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status}.
-// `ms` in an event counts from the speak() call.
+// Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status},
+// word {text, start, end, charStart, charEnd, index} when a word becomes audible (offsets into the
+// input, in JavaScript string indices; index -1: none yet, a new stream began). `ms` in an event counts from the speak() call.
 
 import { elementPlayback, MediaSourceClass, mseSupported, playMse, watchElement } from "./mse.js";
 import { playPcm } from "./pcm.js";
@@ -11,6 +12,9 @@ import { opusConfig, playOpus } from "./webcodecs.js";
 export const PATHS = { mse: "mp3", webcodecs: "opus", pcm: "pcm", element: "mp3" };
 const TYPES = { mp3: "audio/mpeg", opus: "audio/ogg", pcm: "audio/pcm" };
 const PROGRESS_EVERY_MS = 200;
+const WORD_EVERY_MS = 20;
+// A sentence starts after . ! ? … (and closing quotes) and a space, or at a line start.
+const SENTENCE_START = /(?:[.!?…]+["'”’)\]]*\s+|\n)/g;
 
 // Probed once, at module load, so the first click does not wait for it.
 const opusSupport =
@@ -63,6 +67,7 @@ export class SpeechPlayer {
     this.listeners = new Map();
     this.session = null;
     this.received = null;
+    this.request = null; // the last speak() request, for seek()
   }
 
   on(name, fn) {
@@ -83,12 +88,39 @@ export class SpeechPlayer {
   }
 
   async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
+    this.request = { input, voice, speed, model, path };
+    await this.speakFrom(0);
+  }
+
+  // Jump to the word at `offset` in the input: within the buffered audio (MSE path), else speak
+  // again from the start of its sentence.
+  seek(offset) {
+    const session = this.session;
+    const word = session?.words.find((w) => w.charEnd > offset);
+    if (session?.path === "mse" && word && word.start <= session.playback.buffered()) {
+      this.audio.currentTime = word.start;
+      this.tick(session);
+      return;
+    }
+    if (!this.request) return;
+    let from = 0;
+    for (const match of this.request.input.matchAll(SENTENCE_START)) {
+      if (match.index + match[0].length > offset) break;
+      from = match.index + match[0].length;
+    }
+    this.speakFrom(from);
+  }
+
+  async speakFrom(from) {
+    const { input: whole, voice, speed, model, path } = this.request;
+    const input = whole.slice(from);
     const t0 = performance.now();
     this.warm(); // still inside the click: an AudioContext made later may stay suspended
     const paths = await supportedPaths();
     const chosen = path || this.path || paths[0];
     const format = PATHS[chosen] || "mp3";
     const session = this.startSession(t0, chosen, format);
+    session.offsets = stringIndices(input, from);
     const body = { model, input, voice, speed, response_format: format };
     try {
       if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
@@ -98,7 +130,8 @@ export class SpeechPlayer {
         const response = await fetch(this.endpoint, {
           method: "POST",
           headers: { "Content-Type": "application/json", ...this.headers },
-          body: JSON.stringify(body),
+          // Server-sent events carry the words' times next to the audio that holds them.
+          body: JSON.stringify({ ...body, stream_format: "sse" }),
           signal: session.signal,
         });
         if (!response.ok) throw await apiError(response);
@@ -118,10 +151,15 @@ export class SpeechPlayer {
     const session = {
       ctx: this.ctx,
       audio: this.audio,
+      path,
       signal: controller.signal,
       playback: null,
       onStop: null,
+      words: [], // {text, start, end, charStart, charEnd} in arrival (= spoken) order
+      offsets: null, // code point index in the request's input -> string index in the whole input
+      word: -1, // index of the word heard now
       timer: setInterval(() => this.progress(session), PROGRESS_EVERY_MS),
+      wordTimer: setInterval(() => this.tick(session), WORD_EVERY_MS),
       callbacks: {
         onPlaying: () => this.session === session && this.emit("playing", { ms: ms(), path }),
         onEnded: (duration) => {
@@ -146,25 +184,52 @@ export class SpeechPlayer {
     };
     this.session = session;
     this.received = { chunks: [], format };
+    this.emit("word", { index: -1 });
     return session;
   }
 
+  // Reads the event stream: words are kept for the clock, audio is yielded as it arrives.
   async *read(session, response) {
-    const reader = response.body.getReader();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let bytes = 0;
+    let pending = "";
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (bytes === 0) this.emit("firstbyte", { ms: session.ms() });
-        bytes += value.length;
-        this.received.chunks.push(value);
-        yield value;
+        pending += value;
+        let end;
+        while ((end = pending.indexOf("\n\n")) >= 0) {
+          const line = pending.slice(0, end);
+          pending = pending.slice(end + 2);
+          if (!line.startsWith("data: ")) continue;
+          const event = JSON.parse(line.slice(6));
+          if (event.type === "speech.word") session.words.push(pageWord(event, session.offsets));
+          if (event.type !== "speech.audio.delta") continue;
+          const chunk = base64Bytes(event.audio);
+          if (bytes === 0) this.emit("firstbyte", { ms: session.ms() });
+          bytes += chunk.length;
+          this.received.chunks.push(chunk);
+          yield chunk;
+        }
       }
       this.emit("lastbyte", { ms: session.ms(), bytes });
     } finally {
       reader.releaseLock();
     }
+  }
+
+  // The word heard now, by the path's playback clock; a `word` event when it changes.
+  tick(session) {
+    const words = session.words;
+    if (!session.playback || !words.length) return;
+    const t = session.playback.played();
+    let index = session.word;
+    if (index >= 0 && words[index].start > t) index = -1; // sought backwards
+    while (index + 1 < words.length && words[index + 1].start <= t) index++;
+    if (index === session.word || index < 0) return;
+    session.word = index;
+    this.emit("word", { ...words[index], index, played: t });
   }
 
   async playElement(session, body) {
@@ -203,6 +268,7 @@ export class SpeechPlayer {
 
   end(session) {
     clearInterval(session.timer);
+    clearInterval(session.wordTimer);
     session.controller.abort();
     session.playback?.stop();
     session.onStop?.();
@@ -228,6 +294,29 @@ export class SpeechPlayer {
     this.ctx?.close();
     this.ctx = null;
   }
+}
+
+// Code point offsets (the API's) -> JavaScript string indices in the whole input, `from` onwards.
+function stringIndices(input, from) {
+  const indices = [];
+  let at = from;
+  for (const ch of input) {
+    indices.push(at);
+    at += ch.length;
+  }
+  indices.push(at);
+  return indices;
+}
+
+function pageWord({ text, start, end, char_start, char_end }, offsets) {
+  return { text, start, end, charStart: offsets[char_start], charEnd: offsets[char_end] };
+}
+
+function base64Bytes(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
 
 async function apiError(response) {

@@ -19,6 +19,7 @@ function mount(root) {
   const stop = $(".sp-stop");
   const download = $(".sp-download");
   const status = $(".sp-status");
+  const transcript = $(".sp-transcript");
   const player = new SpeechPlayer({ ...config, audio: $(".sp-audio") });
   root.speechPlayer = player;
   if (config.path) path.value = config.path;
@@ -66,6 +67,7 @@ function mount(root) {
 
   player.on("firstbyte", ({ ms }) => show(".sp-ttfb", `${ms} ms`));
   player.on("playing", ({ ms, path: used }) => {
+    busy(true); // also when a click on a word started it again
     show(".sp-ttfs", `${ms} ms`);
     show(".sp-path-used", used);
     say("Playing…");
@@ -84,6 +86,41 @@ function mount(root) {
   player.on("lastbyte", () => {
     bars.complete = true;
   });
+  // The typed text, one span per word: the word heard now is marked; clicking one goes there.
+  let spans = [];
+  let current = null;
+  const showTranscript = (value) => {
+    spans = [];
+    current = null;
+    const parts = [];
+    for (const match of value.matchAll(/\S+|\s+/g)) {
+      if (/^\s/.test(match[0])) {
+        parts.push(match[0]);
+        continue;
+      }
+      const span = document.createElement("span");
+      span.className = "sp-word";
+      span.textContent = match[0];
+      span.dataset.start = match.index;
+      spans.push({ span, start: match.index, end: match.index + match[0].length });
+      parts.push(span);
+    }
+    transcript.replaceChildren(...parts);
+    transcript.hidden = false;
+  };
+  transcript.addEventListener("click", (event) => {
+    const span = event.target.closest(".sp-word");
+    if (span) player.seek(Number(span.dataset.start));
+  });
+  player.on("word", ({ charStart, index }) => {
+    const hit = index < 0 ? null : spans.find(({ start, end }) => start <= charStart && charStart < end);
+    if (hit?.span === current) return;
+    current?.classList.remove("is-current");
+    current = hit?.span ?? null;
+    current?.classList.add("is-current");
+    current?.scrollIntoView({ block: "nearest" });
+  });
+
   player.on("ended", ({ duration }) => {
     busy(false);
     say(`Done: ${duration.toFixed(1)} s of speech.`);
@@ -106,6 +143,7 @@ function mount(root) {
     bars = { expected: text.value.length / CHARACTERS_PER_SECOND / Number(speed.value), complete: false, played: 0 };
     for (const selector of [".sp-buffered", ".sp-played"]) $(selector).style.width = "0%";
     busy(true);
+    showTranscript(text.value);
     say("Starting…");
     player.speak({ input, voice: voice.value, speed: Number(speed.value), path: path.value || null });
   };
