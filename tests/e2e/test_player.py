@@ -131,10 +131,10 @@ def test_page_looks_like_a_product(page: Page, site: Server) -> None:
     # Everything is reachable from the keyboard, in reading order.
     page.focus(".sp-text")
     order = []
-    for _ in range(5):
+    for _ in range(6):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.className"))
-    assert order == ["sp-voice", "sp-speed", "sp-path", "sp-speak", "sp-download"]
+    assert order == ["sp-voice", "sp-sample", "sp-speed", "sp-path", "sp-speak", "sp-download"]
 
 
 # From the third append on, the SourceBuffer says it is full until something already played is removed.

@@ -1,4 +1,4 @@
-"""A proxy that holds back the end of every audio response, to prove a player starts before it ends."""
+"""A proxy that holds back the end of every audio (or SSE) response, to prove a player starts before it ends."""
 
 from __future__ import annotations
 
@@ -42,12 +42,13 @@ class SlowProxy:
         url = self.upstream + handler.path
         with requests.request(handler.command, url, data=body, headers=headers, stream=True, timeout=60) as upstream:
             handler.send_response(upstream.status_code)
-            for name, value in upstream.headers.items():
+            for name, value in upstream.raw.headers.iteritems():  # each Set-Cookie on its own line
                 if name.lower() not in DROPPED:
                     handler.send_header(name, value)
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()
-            audio = upstream.headers.get("Content-Type", "").startswith("audio/")
+            # The page's player asks for SSE (audio with word timings) on every path but <audio>.
+            audio = upstream.headers.get("Content-Type", "").startswith(("audio/", "text/event-stream"))
             first: float | None = None
             try:
                 for chunk in upstream.iter_content(chunk_size=None):
