@@ -21,7 +21,11 @@ from django.core.management import call_command
 
 settings.configure(
     SECRET_KEY="x" * 50,
-    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.staticfiles", "speech"],
+    INSTALLED_APPS=[
+        "django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions", "django.contrib.staticfiles",
+        "speech",
+    ],
+    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],  # the page token lives in the session
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     ROOT_URLCONF="speech.urls",
     STATIC_URL="/static/",
