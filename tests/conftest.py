@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.raw_upstream import RawUpstream
 from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 
 
@@ -50,3 +51,11 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield make
     for srv in started:
         stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def raw_upstream() -> Iterator[RawUpstream]:
+    """An upstream that answers every request with the bytes a test sets in ``reply``, for one module."""
+    upstream = RawUpstream()
+    yield upstream
+    upstream.stop()

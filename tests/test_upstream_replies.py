@@ -20,13 +20,6 @@ KEY = "sk-replies-AbCdEf0123456789"
 
 
 @pytest.fixture(scope="module")
-def raw_upstream() -> Iterator[RawUpstream]:
-    upstream = RawUpstream()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def site(raw_upstream: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": raw_upstream.url, "OPENAI_TIMEOUT": "5", "SPEECH_CACHE_AUDIO": "1"}
     server = start_server(tmp_path_factory.mktemp("upstream-replies"), env)
