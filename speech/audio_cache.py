@@ -179,7 +179,8 @@ def _publish(key: str, meta: dict[str, Any]) -> None:
     if old and old["nonce"] != meta["nonce"]:
         _drop(key, old, keep_meta=True)
     with _locked() as index:
-        if index is None:
+        if index is None:  # an entry the index does not know would never be evicted: not kept
+            _drop(key, meta)
             return
         index.pop(key, None)
         index[key] = meta["size"]
