@@ -41,3 +41,33 @@ def stays_resident(mode: str) -> float:
 def test_large_blocks_are_returned_once_freed() -> None:
     assert stays_resident("default") > 16  # glibc's own behaviour: many freed blocks stay in its heap
     assert stays_resident("tuned") < 4
+
+
+# Fills malloc's heaps with 100 KiB blocks (below the mmap threshold), each followed by a small
+# block that stays, frees the large ones, then prints the MiB still resident before and after the trim.
+TRIM = """
+from pathlib import Path
+from speech import memory
+
+def rss():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+assert memory.return_large_blocks_promptly()
+before = rss()
+blocks, pins = [], []
+for _ in range(640):
+    blocks.append(bytearray(100 << 10))
+    pins.append(bytearray(1000))
+del blocks
+kept = rss() - before
+assert memory.give_back_free_pages()
+print(kept, rss() - before)
+"""
+
+
+def test_free_pages_inside_the_heaps_go_back() -> None:
+    result = subprocess.run([sys.executable, "-c", TRIM], cwd=ROOT, capture_output=True, text=True, check=True)
+    kept, after_trim = map(float, result.stdout.split())
+    assert kept > 40  # freed, but held between the small blocks that stay
+    assert after_trim < 8

@@ -76,8 +76,9 @@ class _SharedArena:
             due = time.monotonic() - self._trimmed >= self.TRIM_SECONDS
             if due:
                 self._trimmed = time.monotonic()
-        if due:  # this run hands the arena's free regions back when it ends
+        if due:  # this run hands the arena's free regions back when it ends, and malloc's free pages go now
             options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            memory.give_back_free_pages()
         return options
 
 
