@@ -61,11 +61,24 @@ def client_of(request: HttpRequest) -> Client:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's network identity (every limit, cap and record keyed by address comes from here): the
-    socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+    """The caller's network identity (every limit, cap and record keyed by address comes from here)."""
+    return f"ip:{client_ip(request)}"
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the
+    request for. Also django-axes' ``AXES_CLIENT_IP_CALLABLE``, so admin lockouts count the same client."""
     meta = request.META
-    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
-    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
+    return proxies.real_client(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), trusted_proxies())
+
+
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the socket peer is one of ``SPEECH["TRUSTED_PROXIES"]``, whose headers may be believed."""
+    return proxies.is_trusted(request.META.get("REMOTE_ADDR", ""), trusted_proxies())
+
+
+def trusted_proxies() -> tuple[proxies.Network, ...]:
+    return proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
 
 
 def authenticate(request: HttpRequest) -> Client:
