@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.response import HttpResponseBase
@@ -133,7 +134,8 @@ def _http_error(request: HttpRequest, exc: Any) -> HttpResponse:
 
 
 def _too_big(request: HttpRequest, exc: Any) -> HttpResponse:
-    return error_response(SpeechError("The request body is too large.", status=413, code="request_too_large"))
+    message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+    return error_response(SpeechError(message, status=413, code="request_too_large"))
 
 
 def _unreadable(request: HttpRequest, exc: Any) -> HttpResponse:

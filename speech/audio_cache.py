@@ -22,7 +22,7 @@ from typing import Any
 
 from speech.cancellation import Cancellation, close
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import RangeNotSatisfiable
 from speech.limits import shared_cache
 
@@ -53,6 +53,9 @@ def entry_key(speech: SpeechRequest, scope: str) -> str | None:
         engine,
         speech.model,
         speech.voice,
+        # What the voice speaks as: a site that maps "alloy" to another voice, or installs one that the
+        # OpenAI names now spread over, must not replay the old voice.
+        get_engine(engine).speaks_as(speech.voice, speech.language),
         speech.response_format,
         speech.speed,
         speech.instructions,

@@ -28,7 +28,7 @@ def real_client(peer: str, forwarded_for: str, trusted: Iterable[Network]) -> st
     trusted = tuple(trusted)
     client = peer
     hops = [hop.strip() for hop in forwarded_for.split(",")] if forwarded_for else []
-    while _is_trusted(client, trusted) and hops:
+    while is_trusted(client, trusted) and hops:
         hop = hops.pop()
         try:
             client = str(ipaddress.ip_address(hop))
@@ -37,7 +37,7 @@ def real_client(peer: str, forwarded_for: str, trusted: Iterable[Network]) -> st
     return client
 
 
-def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+def is_trusted(address: str, trusted: Iterable[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

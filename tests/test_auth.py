@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -43,17 +44,49 @@ def page_token(client: Client) -> str | None:
     return token
 
 
-@pytest.mark.django_db
-def test_the_page_token_expires() -> None:
-    client = Client()
-    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None, "PAGE_TOKEN_MAX_AGE": 1}):
+def page_token_issued(client: Client, hours_ago: float) -> str:
+    """The page's token as it was signed ``hours_ago``: the signer's clock alone goes back."""
+    with mock.patch("django.core.signing.time.time", return_value=time.time() - hours_ago * 3600):
         token = page_token(client)
-        assert token
-        assert client.get("/v1/models", headers={"X-Speech-Page": token}).status_code == 200
-        time.sleep(2.1)
-        expired = client.get("/v1/models", headers={"X-Speech-Page": token})
+    assert token
+    return token
+
+
+@pytest.mark.django_db
+def test_a_page_token_expires_with_its_own_code() -> None:
+    client = Client()
+    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None}):
+        old = page_token_issued(client, 12.1)
+        expired = client.get("/v1/models", headers={"X-Speech-Page": old})
+        forged = client.get("/v1/models", headers={"X-Speech-Page": "made-up:1abc:signature"})
+        stream = client.get("/speech/stream", {"input": "Hi.", "voice": "alloy", "token": old})
+    assert stream.json()["error"]["code"] == "page_token_expired"
     assert expired.status_code == 401
-    assert expired.json()["error"]["code"] == "invalid_page_token"
+    assert expired.json()["error"]["code"] == "page_token_expired"
+    assert "reload the page" in expired.json()["error"]["message"]
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "invalid_page_token"
+
+
+@pytest.mark.django_db
+def test_a_page_token_past_half_its_age_is_renewed() -> None:
+    client = Client()
+    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None}):
+        young = client.get("/v1/models", headers={"X-Speech-Page": page_token_issued(client, 5.9)})
+        old = page_token_issued(client, 6.1)
+        answer = client.get("/v1/models", headers={"X-Speech-Page": old})
+        renewed = answer.headers["X-Speech-Page"]
+        with mock.patch("django.core.signing.time.time", return_value=time.time() + 11 * 3600):
+            later = client.get("/v1/models", headers={"X-Speech-Page": renewed})  # the old one is dead by then
+            dead = client.get("/v1/models", headers={"X-Speech-Page": old})
+        other_session = Client().get("/v1/models", headers={"X-Speech-Page": renewed})
+    assert young.status_code == 200
+    assert "X-Speech-Page" not in young.headers
+    assert answer.status_code == 200
+    assert renewed != old
+    assert later.status_code == 200
+    assert dead.json()["error"]["code"] == "page_token_expired"
+    assert other_session.status_code == 401  # still bound to the session it was issued to
 
 
 def only_staff(request: HttpRequest) -> bool:

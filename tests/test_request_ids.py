@@ -1,4 +1,4 @@
-"""Every API answer carries x-request-id, as OpenAI's do; a proxy's own id is kept when it is plain."""
+"""Every API answer carries x-request-id, as OpenAI's do; a trusted proxy's own id is kept when it is plain."""
 
 from __future__ import annotations
 
@@ -34,9 +34,6 @@ def test_every_answer_has_a_request_id(server: Server, method: str, path: str, b
     assert first.headers["x-request-id"] != again.headers["x-request-id"]
 
 
-def test_a_plain_incoming_id_is_kept_anything_else_replaced(server: Server) -> None:
-    kept = requests.get(f"{server.url}/v1/models", headers={"X-Request-ID": "lb-7f3a.2:9"}, timeout=30)
-    assert kept.headers["x-request-id"] == "lb-7f3a.2:9"
-    for hostile in ("a b", "x" * 101, "<script>", "id\\n", "-leading-dash"):
-        replaced = requests.get(f"{server.url}/v1/models", headers={"X-Request-ID": hostile}, timeout=30)
-        assert REQUEST_ID.fullmatch(replaced.headers["x-request-id"]), hostile
+def test_an_id_from_a_client_that_is_no_trusted_proxy_is_replaced(server: Server) -> None:
+    replaced = requests.get(f"{server.url}/v1/models", headers={"X-Request-ID": "lb-7f3a.2:9"}, timeout=30)
+    assert REQUEST_ID.fullmatch(replaced.headers["x-request-id"])  # kept from a proxy: test_trusted_proxy.py

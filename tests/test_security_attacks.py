@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.server import Server, page_config, start_server, stop_server
+from tests.support.server import Server, client_at, page_config, start_server, stop_server
 
 UPSTREAM_KEY = "sk-upstream-0123456789"
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}
@@ -42,22 +41,6 @@ def site(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> It
     server = start_server(tmp_path_factory.mktemp("attacked"), env)
     yield server
     stop_server(server)
-
-
-class _SourceAdapter(HTTPAdapter):
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
-
-
-def client_at(address: str) -> requests.Session:
-    """A client whose connections come from another loopback address: its own identity for limits."""
-    session = requests.Session()
-    session.mount("http://", _SourceAdapter(address))
-    return session
 
 
 def bearer(key: str) -> dict[str, str]:

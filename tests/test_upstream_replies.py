@@ -21,7 +21,13 @@ KEY = "sk-replies-AbCdEf0123456789"
 
 @pytest.fixture(scope="module")
 def site(raw_upstream: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": raw_upstream.url, "OPENAI_TIMEOUT": "5", "SPEECH_CACHE_AUDIO": "1"}
+    env = {
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": raw_upstream.url,
+        "OPENAI_TIMEOUT": "5",
+        "SPEECH_CACHE_AUDIO": "1",
+        "SPEECH_TRUSTED_PROXIES": "127.0.0.1",  # the tests' requests play the proxy whose X-Request-ID is kept
+    }
     server = start_server(tmp_path_factory.mktemp("upstream-replies"), env)
     yield server
     stop_server(server)

@@ -29,7 +29,8 @@ def rows(server: Server, count: int) -> list[dict[str, Any]]:
 
 
 def test_every_synthesis_is_recorded(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_API_KEYS="key-a", SPEECH_CACHE_AUDIO="1")
+    # From 127.0.0.1, the proxy whose X-Request-ID is kept.
+    server = make_server(SPEECH_API_KEYS="key-a", SPEECH_CACHE_AUDIO="1", SPEECH_TRUSTED_PROXIES="127.0.0.1")
     auth = {"Authorization": "Bearer key-a"}
     text = f"Count these characters, {uuid.uuid4().hex[:6]}."
     body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "opus"}

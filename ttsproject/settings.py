@@ -78,6 +78,8 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contri
 AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 1
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# The client behind nginx (SPEECH_TRUSTED_PROXIES), as the API's limits see it, not the proxy's address.
+AXES_CLIENT_IP_CALLABLE = "speech.security.client_ip"
 
 ROOT_URLCONF = "ttsproject.urls"
 WSGI_APPLICATION = "ttsproject.wsgi.application"

@@ -62,6 +62,10 @@ class Engine(abc.ABC):
         """Voice name a client may send -> the voice that speaks for it (OpenAI's names onto local voices)."""
         return {}
 
+    def speaks_as(self, voice: str, language: str | None = None) -> str:
+        """The voice that would speak for ``voice`` now: an alias followed (the audio cache keys on it)."""
+        return self.aliases.get(voice, voice)
+
     @abc.abstractmethod
     def voices(self) -> list[str]:
         """Voice names this engine accepts, OpenAI's names included."""

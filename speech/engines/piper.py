@@ -232,6 +232,10 @@ class PiperEngine(Engine):
             listed.append({"id": name, "speaks_as": target, **(voice.describe() if voice else {})})
         return listed
 
+    def speaks_as(self, voice: str, language: str | None = None) -> str:
+        found = self.installed().find(voice, language)
+        return found.id if found else voice
+
     def resolve(self, voice: str, language: str | None = None) -> LocalVoice:
         installed = self.installed()
         found = installed.find(voice, language)

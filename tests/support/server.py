@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -131,3 +132,19 @@ def page_config(browser: requests.Session, url: str) -> dict[str, Any]:
     assert match
     config: dict[str, Any] = json.loads(match[1])
     return config
+
+
+class _SourceAdapter(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def client_at(address: str) -> requests.Session:
+    """A client whose connections come from another loopback address: its own identity for limits."""
+    session = requests.Session()
+    session.mount("http://", _SourceAdapter(address))
+    return session

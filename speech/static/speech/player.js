@@ -135,6 +135,8 @@ export class SpeechPlayer {
           signal: session.signal,
         });
         if (!response.ok) throw await apiError(response);
+        const renewed = response.headers.get("X-Speech-Page"); // a fresh page token: the page keeps working
+        if (renewed) this.headers["X-Speech-Page"] = this.streamToken = renewed;
         session.chunks = this.read(session, response);
         const play = { mse: playMse, webcodecs: playOpus, pcm: playPcm }[chosen];
         await play(session);

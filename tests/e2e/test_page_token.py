@@ -1,0 +1,33 @@
+"""The player takes up the fresh page token the server hands it (``X-Speech-Page`` on an answer).
+
+The server renews a token past half its age (tests/test_auth.py, with the signer's clock moved);
+here the answer is given a renewed token on its way to the browser, and the next request must carry it.
+"""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, Route
+
+from tests.support.player import log, open_player, wait_for
+from tests.support.server import Server
+
+
+def test_the_player_sends_the_renewed_token(page: Page, site: Server) -> None:
+    sent: list[str | None] = []
+
+    def renew_first(route: Route) -> None:
+        sent.append(route.request.headers.get("x-speech-page"))
+        answer = route.fetch()
+        renewed = {"x-speech-page": "renewed-by-the-server"} if len(sent) == 1 else {}
+        route.fulfill(response=answer, headers={**answer.headers, **renewed})
+
+    page.route("**/v1/audio/speech", renew_first)
+    open_player(page, site.url, "mse")
+    page.fill(".sp-text", "Hello there.")
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    assert [event for event in log(page) if event["name"] == "error"] == []
+    with page.expect_request("**/v1/audio/speech") as again:
+        page.click(".sp-speak")
+    assert sent[0]  # the token the page was issued
+    assert again.value.headers.get("x-speech-page") == "renewed-by-the-server"
