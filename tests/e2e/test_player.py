@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.e2e.conftest import artifact
 from tests.support.audio_check import duration
@@ -260,3 +260,18 @@ def test_destroy_after_the_end_frees_the_download(page: Page, site: Server) -> N
     wait_for(page, "ended", "error")
     assert page.get_attribute(".sp-download", "href")
     destroy_and_check(page)
+
+
+def test_pcm_plays_at_the_rate_the_server_names(page: Page, site: Server, expected_seconds: float) -> None:
+    def twice_the_rate(route: Route) -> None:
+        answer = route.fetch()
+        assert answer.headers["x-speech-sample-rate"] == "24000"
+        route.fulfill(response=answer, headers={**answer.headers, "x-speech-sample-rate": "48000"})
+
+    page.route("**/audio/speech", twice_the_rate)
+    open_player(page, site.url, "pcm")
+    page.fill(".sp-text", TEXT)
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    # The same samples at twice the rate last half as long.
+    assert expected_seconds * 0.75 / 2 < first(log(page), "ended")["duration"] < expected_seconds * 1.25 / 2

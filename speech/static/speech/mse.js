@@ -25,7 +25,7 @@ export async function playMse(session) {
   // stop() before the source opens removes the src, and "sourceopen" never comes: end on abort too.
   await new Promise((resolve, reject) => {
     source.addEventListener("sourceopen", resolve, { once: true });
-    session.signal.addEventListener("abort", () => reject(session.signal.reason), { once: true });
+    session.onStop(() => reject(session.signal.reason));
   });
   const buffer = source.addSourceBuffer(TYPE);
   buffer.mode = "sequence";
