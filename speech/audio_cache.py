@@ -4,7 +4,8 @@ A miss streams to the client and into the cache at once (``tee``): each chunk is
 first, then appended to 64 KiB parts stored as they fill. The entry becomes visible only when the
 stream has ended complete. A hit (``replay``) is a ``SpeechStream`` of the parts read back one by
 one, honouring ``Range``: the API renders it like any other stream. The total size is bounded by
-``CACHE_MAX_BYTES``: an index, ordered by last use, evicts the least recently used entries.
+``CACHE_MAX_BYTES``: an index, ordered by last use, evicts the least recently used entries. Word
+timings (``transcripts``) are kept within the same bound (``keep``).
 """
 
 from __future__ import annotations
@@ -178,19 +179,28 @@ def _publish(key: str, meta: dict[str, Any]) -> None:
     store.set(key, meta, TIMEOUT)
     if old and old["nonce"] != meta["nonce"]:
         _drop(key, old, keep_meta=True)
+    _account(key, meta["size"])
+
+
+def keep(key: str, value: object, size: int) -> None:
+    """Store ``value`` (about ``size`` bytes) within the cache's bound, evicted with the audio when least used."""
+    shared_cache().set(key, value, TIMEOUT)
+    _account(key, size)
+
+
+def _account(key: str, size: int) -> None:
+    """Put ``key`` at the young end of the LRU index and evict the oldest entries beyond ``CACHE_MAX_BYTES``."""
     with _locked() as index:
         if index is None:  # an entry the index does not know would never be evicted: not kept
-            _drop(key, meta)
+            _drop(key, shared_cache().get(key))
             return
         index.pop(key, None)
-        index[key] = meta["size"]
+        index[key] = size
         total = sum(index.values())
         while total > get_config()["CACHE_MAX_BYTES"] and index:
             victim = next(iter(index))
             total -= index.pop(victim)
-            victim_meta = store.get(victim)
-            if victim_meta:
-                _drop(victim, victim_meta)
+            _drop(victim, shared_cache().get(victim))
 
 
 def _touch(key: str, meta: dict[str, Any]) -> None:
@@ -199,9 +209,14 @@ def _touch(key: str, meta: dict[str, Any]) -> None:
             index[key] = index.pop(key)
 
 
-def _drop(key: str, meta: dict[str, Any], keep_meta: bool = False) -> None:
-    keys = [_part(key, meta["nonce"], index) for index in range(meta["parts"])]
-    shared_cache().delete_many(keys if keep_meta else [key, *keys])
+def _drop(key: str, meta: Any, keep_meta: bool = False) -> None:
+    """Delete an entry: audio's meta and parts (``meta`` is its meta), or any other value kept here."""
+    parts = [_part(key, meta["nonce"], index) for index in range(meta["parts"])] if _is_audio(meta) else []
+    shared_cache().delete_many(parts if keep_meta else [key, *parts])
+
+
+def _is_audio(meta: Any) -> bool:
+    return isinstance(meta, dict) and "nonce" in meta
 
 
 class _locked:

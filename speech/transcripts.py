@@ -2,11 +2,13 @@
 
 Plain-audio clients read them, or subtitles made from them, once the audio has ended; SSE clients
 get the same words live, interleaved with the audio. Kept in the app's cache (shared between
-servers when it is Redis) for as long as cached audio.
+servers when it is Redis) within the audio cache's bound, ``CACHE_MAX_BYTES``: the least recently
+used go first.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -14,13 +16,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
+from speech import audio_cache
 from speech.engines.base import SpeechStream
 from speech.limits import shared_cache as cache
 from speech.timings import Timeline, Word
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 7 * 86400
 HEADER = "X-Speech-Id"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -45,7 +47,8 @@ def _store_at_end(speech_id: str, chunks: Iterator[bytes], words: Timeline) -> I
         getattr(chunks, "close", lambda: None)()
         if words.complete:
             try:
-                cache().set(_key(speech_id), [asdict(word) for word in words.words], TIMEOUT)
+                stored = [asdict(word) for word in words.words]
+                audio_cache.keep(_key(speech_id), stored, len(json.dumps(stored)))
             except Exception:  # the audio has been sent: a failing cache only loses the subtitles
                 logger.exception("could not store word timings")
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import requests
 
-from speech import audio_cache
+from speech import audio_cache, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream
+from speech.limits import shared_cache
+from speech.timings import Timeline, Word
 from tests.support.server import Server, start_server, stop_server
 
 
@@ -132,3 +134,32 @@ def test_entries_are_per_tenant_unless_the_cache_is_shared(settings: Any) -> Non
     assert audio_cache.entry_key(speech, "key:a") != audio_cache.entry_key(speech, "public")
     settings.SPEECH = {"CACHE_SHARED": True}
     assert audio_cache.entry_key(speech, "key:a") == audio_cache.entry_key(speech, "public")
+
+
+def finished_synthesis_with_words(count: int) -> str:
+    """The X-Speech-Id of a finished (fake) synthesis whose words are ``count`` copies of one word."""
+    timeline = Timeline()
+    timeline.add([Word("hello", 0.0, 0.4, 0, 5)] * count)
+    timeline.complete = True
+    audio = SpeechStream(chunks=iter([b"\0\0"]), content_type="audio/pcm", engine="piper", words=timeline)
+    stream = transcripts.keep(audio)
+    assert b"".join(stream.chunks) == b"\0\0"
+    return stream.headers[transcripts.HEADER]
+
+
+def test_word_timings_are_kept_within_the_cache_bound(settings: Any) -> None:
+    """Every finished synthesis keeps its words: they must not pile up beyond CACHE_MAX_BYTES."""
+    settings.SPEECH = {"CACHE_MAX_BYTES": 20_000}
+    ids = [finished_synthesis_with_words(40) for _ in range(30)]  # ~3.6 kB each: room for about five
+    kept = [speech_id for speech_id in ids if transcripts.load(speech_id) is not None]
+    assert kept == ids[-len(kept) :]
+    assert 3 <= len(kept) <= 6
+
+
+def test_an_entry_the_index_cannot_take_is_not_kept(settings: Any) -> None:
+    shared_cache().add(audio_cache.LOCK, 1, 30)  # another server holds the index's lock throughout
+    try:
+        audio_cache.keep("speech:test:unindexed", b"x" * 100, 100)
+    finally:
+        shared_cache().delete(audio_cache.LOCK)
+    assert shared_cache().get("speech:test:unindexed") is None
