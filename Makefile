@@ -9,7 +9,7 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-dev browsers services npm lint bench
+.PHONY: run test install install-dev browsers services npm lint lint-js bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -53,15 +53,27 @@ services:
 	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql >/dev/null; }
 
-# Browser clients the e2e tests run (the official openai SDK, kvsur's player), pinned by the lock file.
+# Debian's Node for the npm packages below, each pinned by its lock file.
+NODE_READY := command -v npm >/dev/null || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+# Browser clients the e2e tests run (the official openai SDK, kvsur's player).
 NPM_STAMP := tests/e2e/npm/node_modules/.package-lock.json
 npm: $(NPM_STAMP)
 $(NPM_STAMP): tests/e2e/npm/package-lock.json
-	@command -v npm >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	@$(NODE_READY)
 	cd tests/e2e/npm && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
-test: install-dev browsers services npm
+# ESLint for the player's JavaScript (package.json, eslint.config.js).
+ESLINT_STAMP := node_modules/.package-lock.json
+$(ESLINT_STAMP): package-lock.json
+	@$(NODE_READY)
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+lint-js: $(ESLINT_STAMP)
+	node_modules/.bin/eslint $(ESLINT_FLAGS) .
+
+test: install-dev browsers services npm lint-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -71,6 +83,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/mypy
+	$(MAKE) lint-js ESLINT_FLAGS=--fix
 
 bench: install-dev
 	$(PY) bench/ttfb.py

@@ -34,6 +34,7 @@ EXPOSE_HEADERS = (
     "x-speech-engine",
     "x-speech-cache",
     "x-speech-id",
+    "x-speech-sample-rate",
     "retry-after",
     "content-range",
     "accept-ranges",

@@ -18,11 +18,13 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio_cache, security, timings, transcripts
+from speech import asgi, audio, audio_cache, security, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
 from speech.hangup import watcher
 from speech.usage import Track
+
+PCM_RATE_HEADER = "X-Speech-Sample-Rate"
 
 
 def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
@@ -55,6 +57,8 @@ def render(
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"
     response["X-Speech-Engine"] = stream.engine
+    if speech.response_format == "pcm":  # raw samples name no rate; the player reads it here (also under SSE)
+        response[PCM_RATE_HEADER] = str(audio.OUTPUT_RATE)
     return response
 
 

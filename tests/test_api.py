@@ -44,6 +44,8 @@ def test_every_format_streams_and_decodes(each_server: Server, fmt: str) -> None
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Accel-Buffering"] == "no"
     assert response.headers["X-Speech-Engine"] == "piper"
+    # Raw samples name no rate: the header does (the browser player reads it).
+    assert response.headers.get("X-Speech-Sample-Rate") == ("24000" if fmt == "pcm" else None)
     assert "Content-Encoding" not in response.headers
     # Two short sentences take two to four seconds to say.
     assert 1.5 < duration(data, fmt) < 5.0
@@ -91,6 +93,12 @@ def test_sse_events_carry_the_audio(each_server: Server) -> None:
     assert events[-1]["usage"]["input_tokens"] > 0
     audio = b"".join(base64.b64decode(event["audio"]) for event in deltas)
     assert 1.5 < duration(audio, "mp3") < 5.0
+
+
+def test_sse_pcm_names_its_sample_rate(server: Server) -> None:
+    response = server.post_speech(input=SHORT, response_format="pcm", stream_format="sse")
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["X-Speech-Sample-Rate"] == "24000"
 
 
 def test_openai_sdk_streams_from_us(server: Server) -> None:

@@ -186,6 +186,7 @@ def test_cors_allow_list(make_server: Callable[..., Server]) -> None:
     assert spoken.headers["Access-Control-Allow-Origin"] == "https://app.example"
     exposed = spoken.headers["Access-Control-Expose-Headers"].lower()
     assert "x-speech-engine" in exposed
+    assert "x-speech-sample-rate" in exposed  # a player on another origin reads the PCM rate
     assert "x-request-id" in exposed
     other = requests.options(
         f"{server.url}/v1/audio/speech", headers={"Origin": "https://other.example", **ask}, timeout=10

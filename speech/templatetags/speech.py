@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django import template
@@ -16,7 +17,8 @@ from speech.security import page_token
 
 register = template.Library()
 
-MODULES = ("widget", "player", "mse", "webcodecs", "ogg", "pcm", "schedule", "voices")
+# Every module of the player, preloaded and mapped: the files themselves are the list.
+MODULES = sorted(path.stem for path in (Path(__file__).parents[1] / "static" / "speech").glob("*.js"))
 JSON_IN_HTML = str.maketrans({"<": "\\u003C", ">": "\\u003E", "&": "\\u0026"})
 
 

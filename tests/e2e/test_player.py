@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.e2e.conftest import artifact
 from tests.support.audio_check import duration
-from tests.support.player import first, log, open_player, wait_for
+from tests.support.player import first, log, open_player, poll, wait_for
 from tests.support.server import Server
 from tests.support.slow_proxy import SlowProxy
 
@@ -173,3 +173,105 @@ def test_full_source_buffer_evicts_played_audio(page: Page, slow_site: SlowProxy
     assert end > 0
     # Nothing was lost: everything after the refusal was appended once there was room.
     assert expected_seconds * 0.75 < first(events, "ended")["duration"] < expected_seconds * 1.25
+
+
+# Every object URL the page makes, and every one it frees.
+OBJECT_URLS = """(() => {
+    const create = URL.createObjectURL;
+    const revoke = URL.revokeObjectURL;
+    window.objectUrls = { made: [], revoked: [] };
+    URL.createObjectURL = (object) => {
+        const url = create.call(URL, object);
+        window.objectUrls.made.push(url);
+        return url;
+    };
+    URL.revokeObjectURL = (url) => {
+        window.objectUrls.revoked.push(url);
+        return revoke.call(URL, url);
+    };
+})()"""
+DESTROY = """() => {
+    const root = document.querySelector('[data-speech-player]');
+    window.destroyed = { ctx: root.speechPlayer.ctx };
+    root.speechWidget.destroy();
+}"""
+AFTER_DESTROY = """() => {
+    const root = document.querySelector('[data-speech-player]');
+    const audio = root.querySelector('.sp-audio');
+    return {
+        mounted: 'speechPlayer' in root || 'speechWidget' in root,
+        paused: audio.paused,
+        src: audio.getAttribute('src'),
+        context: window.destroyed.ctx?.state ?? null,
+        leaked: window.objectUrls.made.filter((url) => !window.objectUrls.revoked.includes(url)),
+        made: window.objectUrls.made.length,
+        transcript: root.querySelector('.sp-transcript').childElementCount,
+        transcriptHidden: root.querySelector('.sp-transcript').hidden,
+        voices: [...root.querySelector('.sp-voice').options].map((option) => option.value),
+        status: root.querySelector('.sp-status').textContent,
+        download: root.querySelector('.sp-download').getAttribute('href'),
+    };
+}"""
+
+
+def destroy_and_check(page: Page) -> None:
+    page.evaluate(DESTROY)
+    poll(page, "() => window.destroyed.ctx.state === 'closed'")  # close() takes a moment
+    state = page.evaluate(AFTER_DESTROY)
+    assert state["mounted"] is False
+    assert state["paused"] is True
+    assert state["src"] is None
+    assert state["made"] >= 1
+    assert state["leaked"] == []
+    assert state["transcript"] == 0
+    assert state["transcriptHidden"] is True
+    assert state["voices"] == ["alloy"]  # the template's markup, as it was before mounting
+    assert state["status"] == ""
+    assert state["download"] is None
+    # Its listeners are gone: the controls do nothing now.
+    logged = len(log(page))
+    page.fill(".sp-text", "Hello there.")
+    page.click(".sp-speak")
+    page.press(".sp-text", "Control+Enter")
+    time.sleep(1.0)
+    assert page.text_content(".sp-status") == ""
+    assert len(log(page)) == logged
+
+
+def test_destroy_mid_stream_unmounts_the_widget_and_stops_the_server(page: Page, site: Server) -> None:
+    page.add_init_script(OBJECT_URLS)
+    open_player(page, site.url, "mse")  # plays from an object URL, on an AudioContext made by the click
+    page.fill(".sp-text", LONG)
+    page.click(".sp-speak")
+    wait_for(page, "playing", "error")
+    hang_ups = site.log_text().count("listener gone after")
+    destroy_and_check(page)
+    deadline = time.monotonic() + 10
+    while site.log_text().count("listener gone after") == hang_ups and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert site.log_text().count("listener gone after") == hang_ups + 1
+
+
+def test_destroy_after_the_end_frees_the_download(page: Page, site: Server) -> None:
+    page.add_init_script(OBJECT_URLS)
+    open_player(page, site.url, "pcm")
+    page.fill(".sp-text", "Hello there.")
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    assert page.get_attribute(".sp-download", "href")
+    destroy_and_check(page)
+
+
+def test_pcm_plays_at_the_rate_the_server_names(page: Page, site: Server, expected_seconds: float) -> None:
+    def twice_the_rate(route: Route) -> None:
+        answer = route.fetch()
+        assert answer.headers["x-speech-sample-rate"] == "24000"
+        route.fulfill(response=answer, headers={**answer.headers, "x-speech-sample-rate": "48000"})
+
+    page.route("**/audio/speech", twice_the_rate)
+    open_player(page, site.url, "pcm")
+    page.fill(".sp-text", TEXT)
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    # The same samples at twice the rate last half as long.
+    assert expected_seconds * 0.75 / 2 < first(log(page), "ended")["duration"] < expected_seconds * 1.25 / 2

@@ -1,4 +1,7 @@
-// MP3 path: the fetch reader feeds a SourceBuffer; the <audio> element plays from the first append.
+// MP3 path: the fetch reader feeds a SourceBuffer (MediaSource, or ManagedMediaSource on iOS Safari);
+// the <audio> element plays from the first append.
+
+import { elementPlayback, watchElement } from "./element.js";
 
 const TYPE = "audio/mpeg";
 // Audio kept behind the playhead when the browser asks us to free space.
@@ -15,14 +18,14 @@ export async function playMse(session) {
   // ManagedMediaSource (iOS Safari) only opens when remote playback is disabled or has an alternative.
   if (Source === globalThis.ManagedMediaSource) audio.disableRemotePlayback = true;
   const url = URL.createObjectURL(source);
-  session.onStop = () => URL.revokeObjectURL(url);
+  session.onStop(() => URL.revokeObjectURL(url));
   session.playback = elementPlayback(audio);
   watchElement(audio, session);
   audio.src = url;
   // stop() before the source opens removes the src, and "sourceopen" never comes: end on abort too.
   await new Promise((resolve, reject) => {
     source.addEventListener("sourceopen", resolve, { once: true });
-    session.signal.addEventListener("abort", () => reject(session.signal.reason), { once: true });
+    session.onStop(() => reject(session.signal.reason));
   });
   const buffer = source.addSourceBuffer(TYPE);
   buffer.mode = "sequence";
@@ -72,29 +75,4 @@ export async function playMse(session) {
     pump();
   });
   if (failed) throw failed;
-}
-
-export function elementPlayback(audio) {
-  return {
-    played: () => audio.currentTime,
-    buffered: () => (audio.buffered.length ? audio.buffered.end(audio.buffered.length - 1) : 0),
-    stop: () => {
-      audio.pause();
-      audio.removeAttribute("src");
-      audio.load();
-    },
-  };
-}
-
-// Turns the element's media events into the player's callbacks until the session ends.
-export function watchElement(audio, session) {
-  const { onPlaying, onEnded, onError } = session.callbacks;
-  const options = { signal: session.signal };
-  audio.addEventListener("playing", onPlaying, { ...options, once: true });
-  audio.addEventListener("ended", () => onEnded(audio.currentTime), options);
-  audio.addEventListener(
-    "error",
-    () => onError(new Error(`The browser could not play this audio (media error ${audio.error?.code}).`)),
-    options,
-  );
 }

@@ -1,5 +1,7 @@
 // Ogg page demuxer for streamed Ogg Opus: bytes in (any split), whole packets out.
 
+import { concatBytes } from "./bytes.js";
+
 const CAPTURE = [0x4f, 0x67, 0x67, 0x53]; // "OggS"
 
 export class OggDemuxer {
@@ -10,7 +12,7 @@ export class OggDemuxer {
 
   // Feed bytes; returns the packets completed by them, each {data, granule, serial}.
   push(bytes) {
-    this.buffer = this.buffer.length ? concat([this.buffer, bytes]) : bytes;
+    this.buffer = this.buffer.length ? concatBytes([this.buffer, bytes]) : bytes;
     const packets = [];
     let offset = 0;
     for (;;) {
@@ -24,7 +26,7 @@ export class OggDemuxer {
         end += value;
         if (value < 255) {
           this.partial.push(this.buffer.subarray(start, end));
-          packets.push({ data: concat(this.partial), granule: page.granule, serial: page.serial });
+          packets.push({ data: concatBytes(this.partial), granule: page.granule, serial: page.serial });
           this.partial = [];
           start = end;
         }
@@ -58,17 +60,6 @@ function readPage(buf, at) {
     bodyStart,
     end: bodyStart + size,
   };
-}
-
-function concat(parts) {
-  if (parts.length === 1) return parts[0].slice();
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 const ascii = (data, from, to) => String.fromCharCode(...data.subarray(from, to));

@@ -1,15 +1,23 @@
-// SpeechPlayer: plays streamed speech from the first chunk. Plain ES module, no dependencies.
+// SpeechPlayer: plays streamed speech from the first chunk. Plain ES modules, no dependencies.
 //   const player = new SpeechPlayer({ endpoint, streamUrl });
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
 // Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status},
 // word {text, start, end, charStart, charEnd, index} when a word becomes audible (offsets into the
 // input, in JavaScript string indices; index -1: none yet, a new stream began). `ms` in an event counts from the speak() call.
+// This module chooses a path and runs the session; each path plays in its own module:
+// mse.js (MP3 through MediaSource), webcodecs.js (Ogg Opus through WebCodecs), pcm.js (Web Audio),
+// element.js (a progressive <audio> on a GET URL).
 
-import { elementPlayback, MediaSourceClass, mseSupported, playMse, watchElement } from "./mse.js";
+import { base64Bytes } from "./bytes.js";
+import { playElement } from "./element.js";
+import { apiError } from "./errors.js";
+import { MediaSourceClass, mseSupported, playMse } from "./mse.js";
 import { playPcm } from "./pcm.js";
+import { Session } from "./session.js";
 import { opusConfig, playOpus } from "./webcodecs.js";
 
 export const PATHS = { mse: "mp3", webcodecs: "opus", pcm: "pcm", element: "mp3" };
+const PLAY = { mse: playMse, webcodecs: playOpus, pcm: playPcm }; // the fetch paths
 const TYPES = { mp3: "audio/mpeg", opus: "audio/ogg", pcm: "audio/pcm" };
 const PROGRESS_EVERY_MS = 200;
 const WORD_EVERY_MS = 20;
@@ -47,6 +55,9 @@ export async function supportedPaths() {
 }
 
 export class SpeechPlayer {
+  #headers;
+  #pageToken;
+
   static capabilities() {
     return capabilities();
   }
@@ -55,16 +66,18 @@ export class SpeechPlayer {
     return typeof fetch === "function" && typeof Audio === "function";
   }
 
-  constructor({ endpoint, streamUrl = null, pageToken = null, audio = null, path = null } = {}) {
+  constructor({ endpoint, streamUrl = null, voicesUrl = null, pageToken = null, audio = null, path = null } = {}) {
     this.endpoint = endpoint;
-    // The site's own page authenticates with the token the server issued it instead of an API key.
-    this.headers = pageToken ? { "X-Speech-Page": pageToken } : {};
     this.streamUrl = streamUrl;
-    this.streamToken = pageToken;
+    this.voicesUrl = voicesUrl;
+    // The site's own page authenticates with the token the server issued it instead of an API key.
+    this.#pageToken = pageToken;
+    this.#headers = pageToken ? { "X-Speech-Page": pageToken } : {};
     this.audio = audio || new Audio();
     this.path = path; // null: choose automatically
     this.ctx = null;
     this.listeners = new Map();
+    /** @type {Session|null} the one playing now */
     this.session = null;
     this.received = null;
     this.request = null; // the last speak() request, for seek()
@@ -78,6 +91,14 @@ export class SpeechPlayer {
 
   emit(name, detail = {}) {
     for (const fn of this.listeners.get(name) || []) fn(detail);
+  }
+
+  // The server's voices (the API's list: {id, language, speaks_as, ...}), asked with the player's credential.
+  async voices({ signal } = {}) {
+    if (!this.voicesUrl) throw new Error("This player was given no voicesUrl.");
+    const response = await fetch(this.voicesUrl, { headers: this.#headers, signal });
+    if (!response.ok) throw await apiError(response);
+    return (await response.json()).data;
   }
 
   // Create and resume the AudioContext early (call from a user gesture such as pointerdown).
@@ -125,65 +146,66 @@ export class SpeechPlayer {
     try {
       if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
-        await this.playElement(session, body);
+        await playElement(session, this.elementUrl(body));
       } else {
         const response = await fetch(this.endpoint, {
           method: "POST",
-          headers: { "Content-Type": "application/json", ...this.headers },
+          headers: { "Content-Type": "application/json", ...this.#headers },
           // Server-sent events carry the words' times next to the audio that holds them.
           body: JSON.stringify({ ...body, stream_format: "sse" }),
           signal: session.signal,
         });
         if (!response.ok) throw await apiError(response);
         const renewed = response.headers.get("X-Speech-Page"); // a fresh page token: the page keeps working
-        if (renewed) this.headers["X-Speech-Page"] = this.streamToken = renewed;
+        if (renewed) this.#headers["X-Speech-Page"] = this.#pageToken = renewed;
+        session.headers = response.headers;
         session.chunks = this.read(session, response);
-        const play = { mse: playMse, webcodecs: playOpus, pcm: playPcm }[chosen];
-        await play(session);
+        await PLAY[chosen](session);
       }
     } catch (error) {
       if (!session.signal.aborted) session.callbacks.onError(error);
     }
   }
 
+  // The GET URL the <audio> element fetches: the request in its query, with the page's token.
+  elementUrl(body) {
+    if (!this.streamUrl) throw new Error("This page provides no stream URL for the <audio> fallback.");
+    const url = new URL(this.streamUrl, location.href);
+    for (const [key, value] of Object.entries(body)) url.searchParams.set(key, value);
+    if (this.#pageToken) url.searchParams.set("token", this.#pageToken);
+    return url;
+  }
+
   startSession(t0, path, format) {
     this.stop();
-    const controller = new AbortController();
-    const ms = () => Math.round(performance.now() - t0);
-    const session = {
-      ctx: this.ctx,
-      audio: this.audio,
-      path,
-      signal: controller.signal,
-      playback: null,
-      onStop: null,
-      words: [], // {text, start, end, charStart, charEnd} in arrival (= spoken) order
-      offsets: null, // code point index in the request's input -> string index in the whole input
-      word: -1, // index of the word heard now
-      timer: setInterval(() => this.progress(session), PROGRESS_EVERY_MS),
-      wordTimer: setInterval(() => this.tick(session), WORD_EVERY_MS),
-      callbacks: {
-        onPlaying: () => this.session === session && this.emit("playing", { ms: ms(), path }),
-        onEnded: (duration) => {
-          if (this.session !== session) return;
-          this.progress(session);
-          this.end(session);
-          this.emit("ended", { duration, ms: ms() });
-        },
-        onError: (error) => {
-          if (this.session !== session) return;
-          this.end(session);
-          this.emit("error", {
-            message: error.message,
-            status: error.status ?? null,
-            code: error.code ?? null,
-            param: error.param ?? null,
-          });
-        },
+    const session = new Session({ path, ctx: this.ctx, audio: this.audio, t0 });
+    const current = () => this.session === session;
+    session.callbacks = {
+      onFirstByte: () => current() && this.emit("firstbyte", { ms: session.ms() }),
+      onPlaying: () => current() && this.emit("playing", { ms: session.ms(), path }),
+      onEnded: (duration) => {
+        if (!current()) return;
+        this.progress(session);
+        this.end(session);
+        this.emit("ended", { duration, ms: session.ms() });
       },
-      controller,
-      ms,
+      onError: (error) => {
+        if (!current()) return;
+        this.end(session);
+        this.emit("error", {
+          message: error.message,
+          status: error.status ?? null,
+          code: error.code ?? null,
+          param: error.param ?? null,
+        });
+      },
     };
+    const progress = setInterval(() => this.progress(session), PROGRESS_EVERY_MS);
+    const words = setInterval(() => this.tick(session), WORD_EVERY_MS);
+    session.onStop(() => {
+      clearInterval(progress);
+      clearInterval(words);
+    });
     this.session = session;
     this.received = { chunks: [], format };
     this.emit("word", { index: -1 });
@@ -209,7 +231,7 @@ export class SpeechPlayer {
           if (event.type === "speech.word") session.words.push(pageWord(event, session.offsets));
           if (event.type !== "speech.audio.delta") continue;
           const chunk = base64Bytes(event.audio);
-          if (bytes === 0) this.emit("firstbyte", { ms: session.ms() });
+          if (bytes === 0) session.callbacks.onFirstByte();
           bytes += chunk.length;
           this.received.chunks.push(chunk);
           yield chunk;
@@ -234,46 +256,13 @@ export class SpeechPlayer {
     this.emit("word", { ...words[index], index, played: t });
   }
 
-  async playElement(session, body) {
-    if (!this.streamUrl) throw new Error("This page provides no stream URL for the <audio> fallback.");
-    const url = new URL(this.streamUrl, location.href);
-    for (const [key, value] of Object.entries(body)) url.searchParams.set(key, value);
-    if (this.streamToken) url.searchParams.set("token", this.streamToken);
-    const audio = this.audio;
-    session.playback = elementPlayback(audio);
-    watchElement(audio, {
-      ...session,
-      callbacks: {
-        ...session.callbacks,
-        // The element hides the reason; asking once more returns the API's error JSON.
-        onError: async (error) => {
-          const response = await fetch(url, { signal: session.signal }).catch(() => null);
-          session.callbacks.onError(response && !response.ok ? await apiError(response) : error);
-        },
-      },
-    });
-    audio.addEventListener("progress", () => this.emit("firstbyte", { ms: session.ms() }), {
-      once: true,
-      signal: session.signal,
-    });
-    audio.src = url.href;
-    await audio.play().catch((error) => {
-      // A stream the element cannot play is reported by its error event, with the API's message.
-      if (error.name === "NotAllowedError") throw error;
-    });
-  }
-
   progress(session) {
     if (!session.playback) return;
     this.emit("progress", { played: session.playback.played(), buffered: session.playback.buffered() });
   }
 
   end(session) {
-    clearInterval(session.timer);
-    clearInterval(session.wordTimer);
-    session.controller.abort();
-    session.playback?.stop();
-    session.onStop?.();
+    session.end();
     if (this.session === session) this.session = null;
   }
 
@@ -312,23 +301,4 @@ function stringIndices(input, from) {
 
 function pageWord({ text, start, end, char_start, char_end }, offsets) {
   return { text, start, end, charStart: offsets[char_start], charEnd: offsets[char_end] };
-}
-
-function base64Bytes(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-async function apiError(response) {
-  let message = `The server answered ${response.status} ${response.statusText}.`;
-  let detail = {};
-  try {
-    detail = (await response.json()).error || {};
-    if (detail.message) message = detail.message;
-  } catch {
-    // not JSON: keep the status line
-  }
-  return Object.assign(new Error(message), { status: response.status, code: detail.code, param: detail.param });
 }

@@ -89,18 +89,23 @@ export function fillVoices(select, voices) {
   return new Map(voices.map((voice) => [voice.id, voice]));
 }
 
-// Keeps the text box's language and direction with the chosen voice, and remembers the choice.
-export function followVoice(select, text) {
+// Keeps the text box's language and direction with the chosen voice, and remembers the choice
+// (until `signal` aborts).
+export function followVoice(select, text, signal) {
   const apply = () => {
     const language = select.selectedOptions[0]?.dataset.language || "";
     text.dir = language ? direction(language) : "auto";
     if (language) text.lang = language;
     else text.removeAttribute("lang");
   };
-  select.addEventListener("change", () => {
-    remember(select.value);
-    apply();
-  });
+  select.addEventListener(
+    "change",
+    () => {
+      remember(select.value);
+      apply();
+    },
+    { signal },
+  );
   apply();
 }
 

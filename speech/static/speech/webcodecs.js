@@ -41,7 +41,7 @@ export async function playOpus(session) {
       decodeError = error;
     },
   });
-  session.onStop = () => decoder.state !== "closed" && decoder.close();
+  session.onStop(() => decoder.state !== "closed" && decoder.close());
   let timestamp = 0; // microseconds
   try {
     for await (const chunk of session.chunks) {

@@ -1,4 +1,7 @@
 // Wires the {% speech_player %} markup to a SpeechPlayer. URLs come from the template's JSON.
+// Every such root on the page is mounted on load: `root.speechPlayer` is its SpeechPlayer, and
+// `root.speechWidget.destroy()` unmounts it (stops playing, removes its listeners and what it added
+// to the page, frees its object URL and AudioContext).
 
 import { SpeechPlayer, supportedPaths } from "./player.js";
 import { fillVoices, followVoice, sampleText } from "./voices.js";
@@ -21,7 +24,9 @@ function mount(root) {
   const status = $(".sp-status");
   const transcript = $(".sp-transcript");
   const player = new SpeechPlayer({ ...config, audio: $(".sp-audio") });
-  root.speechPlayer = player;
+  const unmount = new AbortController(); // removes every listener added here
+  const signal = unmount.signal;
+  const markup = { voices: [...voice.children], paths: [...path.options].map((option) => option.cloneNode(true)) };
   if (config.path) path.value = config.path;
 
   let voices = new Map();
@@ -50,20 +55,21 @@ function mount(root) {
   };
 
   supportedPaths().then((paths) => {
+    if (signal.aborted) return;
     for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
     path.options[0].textContent = `Automatic (${paths[0]})`; // what this browser chose
   });
-  fetch(config.voicesUrl, { headers: player.headers })
-    .then((response) => (response.ok ? response.json() : Promise.reject(new Error(response.statusText))))
-    .then(({ data }) => {
+  player
+    .voices({ signal })
+    .then((data) => {
       voices = fillVoices(voice, data);
-      followVoice(voice, text);
+      followVoice(voice, text, signal);
     })
-    .catch((error) => say(`Could not load the voices: ${error.message}`, true));
+    .catch((error) => signal.aborted || say(`Could not load the voices: ${error.message}`, true));
 
   // Warm up before the click: the AudioContext needs a user gesture to run.
-  for (const type of ["pointerdown", "keydown"]) text.addEventListener(type, () => player.warm(), { once: true });
-  speed.addEventListener("input", () => show(".sp-speed-value", `${Number(speed.value).toFixed(2)}×`));
+  for (const type of ["pointerdown", "keydown"]) text.addEventListener(type, () => player.warm(), { once: true, signal });
+  speed.addEventListener("input", () => show(".sp-speed-value", `${Number(speed.value).toFixed(2)}×`), { signal });
 
   player.on("firstbyte", ({ ms }) => show(".sp-ttfb", `${ms} ms`));
   player.on("playing", ({ ms, path: used }) => {
@@ -108,10 +114,14 @@ function mount(root) {
     transcript.replaceChildren(...parts);
     transcript.hidden = false;
   };
-  transcript.addEventListener("click", (event) => {
-    const span = event.target.closest(".sp-word");
-    if (span) player.seek(Number(span.dataset.start));
-  });
+  transcript.addEventListener(
+    "click",
+    (event) => {
+      const span = event.target.closest(".sp-word");
+      if (span) player.seek(Number(span.dataset.start));
+    },
+    { signal },
+  );
   player.on("word", ({ charStart, index }) => {
     const hit = index < 0 ? null : spans.find(({ start, end }) => start <= charStart && charStart < end);
     if (hit?.span === current) return;
@@ -153,15 +163,35 @@ function mount(root) {
     say("Stopped.");
     setDownload(player.download());
   };
-  speak.addEventListener("click", () => start());
-  $(".sp-sample").addEventListener("click", () => start(sampleText(voices.get(voice.value))));
-  stop.addEventListener("click", halt);
-  text.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      event.preventDefault();
-      start();
-    } else if (event.key === "Escape") {
-      halt();
-    }
-  });
+  speak.addEventListener("click", () => start(), { signal });
+  $(".sp-sample").addEventListener("click", () => start(sampleText(voices.get(voice.value))), { signal });
+  stop.addEventListener("click", halt, { signal });
+  text.addEventListener(
+    "keydown",
+    (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        start();
+      } else if (event.key === "Escape") {
+        halt();
+      }
+    },
+    { signal },
+  );
+
+  const destroy = () => {
+    unmount.abort();
+    player.destroy(); // stops playing, drops its listeners, closes its AudioContext
+    setDownload(null);
+    busy(false);
+    say("");
+    transcript.replaceChildren();
+    transcript.hidden = true;
+    voice.replaceChildren(...markup.voices);
+    path.replaceChildren(...markup.paths);
+    delete root.speechPlayer;
+    delete root.speechWidget;
+  };
+  root.speechPlayer = player;
+  root.speechWidget = { player, destroy };
 }

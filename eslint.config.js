@@ -1,0 +1,26 @@
+// ESLint for the player's ES modules (make lint-js; make test runs it). Browser globals, the
+// recommended rules, and a few that keep the code small and obvious.
+import js from "@eslint/js";
+import globals from "globals";
+
+export default [
+  { ignores: ["staticfiles/", "build/", "dist/", "test-artifacts/"] }, // collected or built copies
+  js.configs.recommended,
+  {
+    files: ["speech/static/**/*.js"],
+    languageOptions: { ecmaVersion: 2024, sourceType: "module", globals: globals.browser },
+    linterOptions: { reportUnusedDisableDirectives: "error" },
+    rules: {
+      eqeqeq: "error",
+      "no-var": "error",
+      "prefer-const": "error",
+      "no-unused-vars": ["error", { args: "all", argsIgnorePattern: "^_" }],
+      "no-shadow": "error",
+      "no-implicit-globals": "error",
+    },
+  },
+  {
+    files: ["eslint.config.js"],
+    languageOptions: { sourceType: "module", globals: globals.node },
+  },
+];
