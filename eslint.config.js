@@ -4,7 +4,8 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["staticfiles/", "build/", "dist/", "test-artifacts/"] }, // collected or built copies
+  // collected or built copies, installed packages
+  { ignores: ["staticfiles/", "build/", "dist/", "test-artifacts/", ".venv/", "tests/e2e/npm/"] },
   js.configs.recommended,
   {
     files: ["speech/static/**/*.js"],
