@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, Route
 
-from tests.support.player import log, open_player, wait_for
+from tests.support.player import log, open_player, poll, wait_for
 from tests.support.server import Server
 
 
@@ -29,5 +29,7 @@ def test_the_player_sends_the_renewed_token(page: Page, site: Server) -> None:
     assert [event for event in log(page) if event["name"] == "error"] == []
     with page.expect_request("**/v1/audio/speech") as again:
         page.click(".sp-speak")
+    poll(page, "() => window.speechLog.filter((event) => ['ended', 'error'].includes(event.name)).length >= 2")
+    page.unroute_all(behavior="wait")  # the route's fetch must not outlive the page
     assert sent[0]  # the token the page was issued
     assert again.value.headers.get("x-speech-page") == "renewed-by-the-server"

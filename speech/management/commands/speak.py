@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from speech import audio, client, timings
+from speech.cancellation import close
 
 
 class ProgressLine:
@@ -76,11 +79,14 @@ class Command(BaseCommand):
             raise CommandError("--speed must be between 0.25 and 4.0.")
         out = options["out"]
         fmt = options["format"] or (client.format_for(out) if out else "pcm")
+        # Ctrl+C is taken between chunks: raised anywhere, it could land inside FFmpeg's read callback and be lost.
+        interrupted = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         try:
             output = None if out else client.open_output()  # no device: say so before synthesising
             progress = ProgressLine(self.stderr, "saved" if out else "played")
             words: list[timings.Word] = []
-            chunks = self._chunks(text, fmt, options, words)
+            chunks = _until(interrupted, self._chunks(text, fmt, options, words))
             if out:
                 client.write(chunks, out, fmt, progress)
             else:
@@ -95,6 +101,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         except requests.RequestException as error:
             raise CommandError(f"Cannot reach {options['server']}: {error}") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _subtitles(self, path: Path, words: list[timings.Word]) -> None:
         if not words:
@@ -138,3 +146,15 @@ def _collected(
         words.extend(timeline.take() if timeline else ())
     finally:
         getattr(chunks, "close", lambda: None)()
+
+
+def _until(interrupted: threading.Event, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        for chunk in chunks:
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            yield chunk
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+    finally:
+        close(chunks)
