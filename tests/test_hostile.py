@@ -135,8 +135,9 @@ def test_odd_input_is_spoken_promptly(server: Server, usual_first_byte: float, n
     # Generous and relative: this machine is shared. Before the fix 4,096 emoji took ~17 s.
     assert first < max(3.0, 8 * usual_first_byte), (first, usual_first_byte)
     # ONNX keeps its peak working memory, which grows with the audio length of the longest piece
-    # (~250 MB for 15 s); pieces are bounded in phonemes, so this stays well under what 300 emoji made.
-    assert usage(pid).rss_mb - before < 400
+    # (~250 MB for 15 s, and the shared arena grows in ~250 MB steps); pieces are bounded in phonemes,
+    # so this stays far under the 2 GB that 300 emoji made.
+    assert usage(pid).rss_mb - before < 600
 
 
 def test_slow_bodies_do_not_block_others(server: Server) -> None:
