@@ -71,3 +71,36 @@ def test_free_pages_inside_the_heaps_go_back() -> None:
     kept, after_trim = map(float, result.stdout.split())
     assert kept > 40  # freed, but held between the small blocks that stay
     assert after_trim < 8
+
+
+# Runs the piper voice's own ONNX session on 80 inputs, each a different number of phonemes, and
+# prints how much more native heap is in use after them than after a warm-up at the longest.
+SHAPES = """
+import os
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+import numpy as np
+from bench.native_growth import heap_in_use_mib
+from speech.engines.base import get_engine
+
+session = get_engine("piper").resolve("alloy").wide.session
+
+def run(length):
+    ids = np.arange(1, length + 1, dtype=np.int64)[None, :] % 50 + 1
+    scales = np.array([0.667, 1.0, 0.8], dtype=np.float32)
+    session.run(None, {"input": ids, "input_lengths": np.array([length], dtype=np.int64), "scales": scales})
+
+for _ in range(3):
+    run(100)  # the arena grows to the longest input first
+before = heap_in_use_mib()
+for length in range(20, 100):
+    run(length)
+print(heap_in_use_mib() - before)
+"""
+
+
+def test_varied_input_lengths_do_not_grow_the_voice() -> None:
+    result = subprocess.run([sys.executable, "-c", SHAPES], cwd=ROOT, capture_output=True, text=True, check=True)
+    # With ONNX Runtime's memory patterns on, each new length kept ~40 KiB: ~3 MiB here.
+    assert float(result.stdout.strip().splitlines()[-1]) < 1.0

@@ -93,6 +93,9 @@ def _voice(model: str | bytes, config: Path, threads: int) -> PiperVoice:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ONNX Runtime keeps a memory plan for every input shape it has seen and never drops one:
+    # ~40 KiB per phoneme count, so a server speaking varied text grew without end.
+    options.enable_mem_pattern = False
     options.add_session_config_entry("session.use_env_allocators", "1")
     session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     return PiperVoice(
