@@ -127,7 +127,7 @@ def _read(key: str, meta: dict[str, Any], first: int, last: int) -> Iterator[byt
         data: bytes | None = shared_cache().get(_part(key, meta["nonce"], index))
         if data is None:  # evicted by the cache backend under us: the client sees a short body
             logger.warning("audio cache part %s of %s is gone", index, key)
-            shared_cache().delete(key)
+            _drop(key, meta)
             return
         offset = index * PART
         yield data[max(0, first - offset) : last - offset + 1]
@@ -177,33 +177,37 @@ def _safely(action: Callable[..., object], *args: object) -> bool:
 
 
 def _publish(key: str, meta: dict[str, Any]) -> None:
-    store = shared_cache()
-    old: dict[str, Any] | None = store.get(key)
-    store.set(key, meta, TIMEOUT)
-    if old and old["nonce"] != meta["nonce"]:
-        _drop(key, old, keep_meta=True)
-    _account(key, meta["size"])
+    """Make a finished stream's entry visible, replacing (and deleting) one published meanwhile."""
+    with _locked() as index:
+        if index is None:  # an entry the index does not know would never be evicted: not kept
+            _drop(key, meta, keep_meta=True)
+            return
+        # Under the lock: two streams of one text finishing together must not both see no entry
+        # and leave the parts of the one overwritten for no one to delete.
+        old = shared_cache().get(key)
+        shared_cache().set(key, meta, TIMEOUT)
+        if _is_audio(old) and old["nonce"] != meta["nonce"]:
+            _drop(key, old, keep_meta=True)
+        _admit(index, key, meta["size"])
 
 
 def keep(key: str, value: object, size: int) -> None:
     """Store ``value`` (about ``size`` bytes) within the cache's bound, evicted with the audio when least used."""
-    shared_cache().set(key, value, TIMEOUT)
-    _account(key, size)
-
-
-def _account(key: str, size: int) -> None:
-    """Put ``key`` at the young end of the LRU index and evict the oldest entries beyond ``CACHE_MAX_BYTES``."""
     with _locked() as index:
-        if index is None:  # an entry the index does not know would never be evicted: not kept
-            _drop(key, shared_cache().get(key))
-            return
-        index.pop(key, None)
-        index[key] = size
-        total = sum(index.values())
-        while total > get_config()["CACHE_MAX_BYTES"] and index:
-            victim = next(iter(index))
-            total -= index.pop(victim)
-            _drop(victim, shared_cache().get(victim))
+        if index is not None:
+            shared_cache().set(key, value, TIMEOUT)
+            _admit(index, key, size)
+
+
+def _admit(index: dict[str, int], key: str, size: int) -> None:
+    """Put ``key`` at the young end of the LRU index and evict the oldest entries beyond ``CACHE_MAX_BYTES``."""
+    index.pop(key, None)
+    index[key] = size
+    total = sum(index.values())
+    while total > get_config()["CACHE_MAX_BYTES"] and index:
+        victim = next(iter(index))
+        total -= index.pop(victim)
+        _drop(victim, shared_cache().get(victim))
 
 
 def _touch(key: str, meta: dict[str, Any]) -> None:

@@ -175,3 +175,39 @@ def test_an_openai_name_mapped_to_another_voice_is_another_entry(settings: Any) 
         keys.append(audio_cache.entry_key(speech, "public"))
     assert keys[0] != keys[1]  # the site now says "alloy" speaks as joe2: joe's audio is not replayed
     assert keys[0] == keys[2]
+
+
+def stored_parts(key: str) -> int:
+    names: list[str] = list(shared_cache()._cache)  # type: ignore[attr-defined]
+    return sum(f"{key}:" in name for name in names)
+
+
+def test_two_streams_of_one_text_finishing_together_leave_no_parts_behind(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second to publish must delete the first one's parts, however their publishing interleaves."""
+    speech = SpeechRequest(model="piper", voice="alloy", input=unique("finishing together"))
+    key = audio_cache.entry_key(speech, "public")
+    assert key is not None
+
+    def store(size: int) -> None:
+        stream = SpeechStream(chunks=iter([b"\xff" * size]), content_type="audio/mpeg", engine="piper")
+        assert len(b"".join(audio_cache.tee(key, stream, Cancellation()).chunks)) == size
+
+    cache, real_get = shared_cache(), shared_cache().get
+    interleaved: list[bool] = []
+
+    def get(name: str, *args: Any) -> Any:
+        found = real_get(name, *args)
+        if name == key and not interleaved:  # the first stream has just looked for an entry: the second ends now
+            interleaved.append(True)
+            store(3 * audio_cache.PART)
+        return found
+
+    monkeypatch.setattr(cache, "get", get)
+    store(2 * audio_cache.PART)
+    monkeypatch.undo()
+    assert interleaved
+    meta = shared_cache().get(key)
+    assert stored_parts(key) == meta["parts"]
+    assert audio_cache.replay(speech, "public") is not None
