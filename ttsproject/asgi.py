@@ -9,8 +9,12 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ttsproject.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
 
-from speech.warmup import warm_up  # noqa: E402  (needs the settings configured above)
+from speech.asgi_bodies import bounded_bodies  # noqa: E402  (needs the settings configured above)
+from speech.warmup import warm_up  # noqa: E402
+
+# A request's body must arrive whole, within Django's size limit, in ASGI_REQUEST_TIMEOUT seconds.
+application = bounded_bodies(django_application, float(os.environ.get("ASGI_REQUEST_TIMEOUT", "10")))
 
 warm_up()
