@@ -92,17 +92,20 @@ def identify(request: HttpRequest) -> Client:
     keys = api_keys()
     address = client_address(request)
     page = request.headers.get(PAGE_HEADER)
-    if not keys:  # an open API: keys are ignored; the page's token still earns the page's own limits
-        return _page_client(request, address) if page and _check_page(request, page) == "valid" else _open(address)
-    _check_failures(address)
     authorization = request.headers.get("Authorization")
-    if authorization is not None:
+    if keys or page is not None:
+        _check_failures(address)
+    if keys and authorization is not None:
         return _key_client(authorization, keys, address)
+    # The page's token earns the page's own limits, open API or not; one that lapsed says "reload the page"
+    # rather than quietly making a signed-in visitor anonymous.
     if page is not None:
         _refuse_bad_page(
             request, page, address, ("This page's token is invalid: reload the page.", "invalid_page_token")
         )
         return _page_client(request, address)
+    if not keys:  # an open API: keys are ignored
+        return _open(address)
     raise AuthenticationFailed(
         "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         code="missing_api_key",

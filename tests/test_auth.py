@@ -53,9 +53,10 @@ def page_token_issued(client: Client, hours_ago: float) -> str:
 
 
 @pytest.mark.django_db
-def test_a_page_token_expires_with_its_own_code() -> None:
+@pytest.mark.parametrize("keys", [["sk-host"], []], ids=["keyed", "open"])
+def test_a_page_token_expires_with_its_own_code(keys: list[str]) -> None:
     client = Client()
-    with override_settings(SPEECH={**KEYED, "RATE_LIMIT": None}):
+    with override_settings(SPEECH={**KEYED, "API_KEYS": keys, "RATE_LIMIT": None}):
         old = page_token_issued(client, 12.1)
         expired = client.get("/v1/models", headers={"X-Speech-Page": old})
         forged = client.get("/v1/models", headers={"X-Speech-Page": "made-up:1abc:signature"})
