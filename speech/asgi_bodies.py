@@ -18,17 +18,13 @@ from typing import Any
 
 from django.conf import settings
 
+from speech.errors import SpeechError
+
 Scope = dict[str, Any]
 Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
 
 
 class _Gone(Exception):
@@ -43,9 +39,10 @@ def bounded_bodies(app: App, seconds: float = 10.0) -> App:
         try:
             body = await asyncio.wait_for(_read(scope, receive, limit), seconds)
         except TimeoutError:
-            return await _refuse(send, 408, f"The request body did not arrive within {seconds:g} s.", "request_timeout")
-        except _Refused as refused:
-            return await _refuse(send, refused.status, refused.message, refused.code)
+            late = f"The request body did not arrive within {seconds:g} s."
+            return await _refuse(send, SpeechError(late, status=408, code="request_timeout"))
+        except SpeechError as refused:
+            return await _refuse(send, refused)
         except _Gone:
             return None
         delivered = False
@@ -63,7 +60,7 @@ def bounded_bodies(app: App, seconds: float = 10.0) -> App:
 
 
 async def _read(scope: Scope, receive: Receive, limit: int | None) -> bytes:
-    too_large = _Refused(413, f"The request body is larger than {limit} bytes.", "request_too_large")
+    too_large = SpeechError(f"The request body is larger than {limit} bytes.", status=413, code="request_too_large")
     announced = dict(scope.get("headers") or []).get(b"content-length", b"").strip()
     if limit is not None and announced.isdigit() and len(announced) < 20 and int(announced) > limit:
         raise too_large
@@ -81,9 +78,12 @@ async def _read(scope: Scope, receive: Receive, limit: int | None) -> bytes:
             return b"".join(parts)
 
 
-async def _refuse(send: Send, status: int, message: str, code: str) -> None:
-    error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
-    body = json.dumps(error).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+async def _refuse(send: Send, error: SpeechError) -> None:
+    body = json.dumps(error.body()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
