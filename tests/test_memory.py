@@ -104,3 +104,30 @@ def test_varied_input_lengths_do_not_grow_the_voice() -> None:
     result = subprocess.run([sys.executable, "-c", SHAPES], cwd=ROOT, capture_output=True, text=True, check=True)
     # With ONNX Runtime's memory patterns on, each new length kept ~40 KiB: ~3 MiB here.
     assert float(result.stdout.strip().splitlines()[-1]) < 1.0
+
+
+# Phonemises 3,000 words one at a time, as word timings do, and prints the native heap added.
+WORDS = """
+import os
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from bench.native_growth import heap_in_use_mib
+from speech.engines.base import get_engine
+
+voice = get_engine("piper").resolve("alloy")
+words = "the quick brown fox jumps over a lazy dog while seven hundred people watched".split()
+for word in words:
+    voice._phonemes(word)
+before = heap_in_use_mib()
+for _ in range(3000 // len(words)):
+    for word in words:
+        voice._phonemes(word)
+print(heap_in_use_mib() - before)
+"""
+
+
+def test_phonemising_word_by_word_does_not_grow_the_heap() -> None:
+    result = subprocess.run([sys.executable, "-c", WORDS], cwd=ROOT, capture_output=True, text=True, check=True)
+    # espeak-ng kept a copy of the voice for every call that set it: ~4 MiB here.
+    assert float(result.stdout.strip().splitlines()[-1]) < 1.0
