@@ -10,15 +10,15 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.support import raw_http
+from tests.support.raw_http import HEAD, SHORT_WAV
 from tests.support.server import Server, start_server, stop_server
 
 DEADLINE = 4
-HEAD = b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 LIMIT = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
@@ -30,8 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def connect(site: Server) -> socket.socket:
-    url = urlsplit(site.url)
-    sock = socket.create_connection((str(url.hostname), int(url.port or 80)), timeout=30)
+    sock = raw_http.connect(site)
     sock.settimeout(0.5)
     return sock
 
@@ -61,13 +60,8 @@ def error_code(reply: bytes, status: bytes) -> str:
 
 
 def test_a_chunked_body_is_read(site: Server) -> None:
-    body = json.dumps({"model": "piper", "voice": "alloy", "input": "Hi.", "response_format": "wav"}).encode()
     with connect(site) as sock:
-        sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
-        for part in (body[:10], body[10:]):
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-            time.sleep(0.2)
-        sock.sendall(b"0\r\n\r\n")
+        raw_http.send_chunked(sock, SHORT_WAV, pause=0.2)
         reply, _ = answer(sock, within=30)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
     assert b"content-type: audio/wav" in reply.lower()

@@ -8,21 +8,19 @@ chunked with 4 MiB sent at once), then the rest a byte at a time, for far longer
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.support.raw_http import HEAD, SHORT_WAV, connect, send_chunked
 from tests.support.server import Server, start_server, stop_server
 
 DEADLINE = 10  # time enough for 4 MiB to arrive on a loaded machine
 DRIBBLE_SECONDS = 60
 THREADS = 4
-HEAD = b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +31,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(server)
 
 
-def connect(site: Server) -> socket.socket:
-    url = urlsplit(site.url)
-    return socket.create_connection((str(url.hostname), int(url.port or 80)), timeout=30)
-
-
 def test_a_chunked_body_is_read(site: Server) -> None:
-    body = json.dumps({"model": "piper", "voice": "alloy", "input": "Hi.", "response_format": "wav"}).encode()
     with connect(site) as sock:
-        sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
-        for part in (body[:10], body[10:]):
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-        sock.sendall(b"0\r\n\r\n")
+        send_chunked(sock, SHORT_WAV)
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
     assert b"Content-Type: audio/wav" in reply

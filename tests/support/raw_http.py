@@ -1,0 +1,27 @@
+"""Requests written straight onto a socket, the way an attacker's script (or an odd client) sends them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+from tests.support.server import Server
+
+HEAD = b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+SHORT_WAV = json.dumps({"model": "piper", "voice": "alloy", "input": "Hi.", "response_format": "wav"}).encode()
+
+
+def connect(site: Server) -> socket.socket:
+    url = urlsplit(site.url)
+    return socket.create_connection((str(url.hostname), int(url.port or 80)), timeout=30)
+
+
+def send_chunked(sock: socket.socket, body: bytes, pause: float = 0.0) -> None:
+    """``body`` in two chunks, ``pause`` seconds apart, then the end of the body."""
+    sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    for part in (body[:10], body[10:]):
+        sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        time.sleep(pause)
+    sock.sendall(b"0\r\n\r\n")
