@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from tests.support import raw_http
-from tests.support.raw_http import HEAD, SHORT_WAV
 from tests.support.server import Server, start_server, stop_server
 
 DEADLINE = 4
@@ -61,7 +60,7 @@ def error_code(reply: bytes, status: bytes) -> str:
 
 def test_a_chunked_body_is_read(site: Server) -> None:
     with connect(site) as sock:
-        raw_http.send_chunked(sock, SHORT_WAV, pause=0.2)
+        raw_http.send_chunked(sock, raw_http.SHORT_WAV, pause=0.2)
         reply, _ = answer(sock, within=30)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
     assert b"content-type: audio/wav" in reply.lower()
@@ -69,7 +68,7 @@ def test_a_chunked_body_is_read(site: Server) -> None:
 
 def test_a_body_announced_too_large_is_refused_unread(site: Server) -> None:
     with connect(site) as sock:
-        sock.sendall(HEAD + b"Content-Length: 104857600\r\n\r\n")
+        sock.sendall(raw_http.HEAD + b"Content-Length: 104857600\r\n\r\n")
         reply, took = answer(sock, within=DEADLINE - 1)
     assert error_code(reply, b"413") == "request_too_large"
     assert took < DEADLINE - 1, "the server waited for a body it would refuse"
@@ -77,7 +76,7 @@ def test_a_body_announced_too_large_is_refused_unread(site: Server) -> None:
 
 def test_a_body_growing_past_the_limit_is_cut_off_before_its_end(site: Server) -> None:
     with connect(site) as sock:
-        sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(raw_http.HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
         part = b"a" * 65536
         sock.settimeout(30)
         for _ in range(LIMIT // len(part) + 2):  # just past the limit, and the body has not ended
@@ -90,7 +89,7 @@ def test_a_body_growing_past_the_limit_is_cut_off_before_its_end(site: Server) -
 
 def test_a_dribbled_body_gets_408_at_the_deadline_while_others_are_served(site: Server) -> None:
     with connect(site) as sock:
-        sock.sendall(HEAD + b"Content-Length: 1000\r\n\r\n")
+        sock.sendall(raw_http.HEAD + b"Content-Length: 1000\r\n\r\n")
         assert requests.get(f"{site.url}/v1/models", timeout=DEADLINE).status_code == 200
         reply, took = answer(sock, within=DEADLINE + 20, dribble=b"b", send_for=DEADLINE - 1)
     assert error_code(reply, b"408") == "request_timeout"

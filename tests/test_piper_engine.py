@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import onnxruntime
 import pytest
+from piper.voice import PiperVoice
 
 from speech.cancellation import Cancellation, Cancelled
 from speech.engines import piper
@@ -122,3 +124,17 @@ def test_a_voice_from_an_onnx_path_in_settings() -> None:
     assert engine.resolve("nova").name == "mine"
     pcm = engine.resolve("mine").synthesize("Mine.", 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     assert len(pcm) > 4_000
+
+
+def test_voices_of_two_languages_phonemise_right_in_turn(engine: PiperEngine) -> None:
+    """espeak-ng's voice is set only when it changes: switching back and forth must still switch."""
+    english = engine.resolve("alloy").wide
+    german = PiperVoice(session=english.session, config=replace(english.config, espeak_voice="de"))
+    words = ["Wasser", "seven", "Zug", "water"]
+    alone = {voice.config.espeak_voice: [voice.phonemize(word) for word in words] for voice in (english, german)}
+    in_turn: dict[str, list[list[list[str]]]] = {name: [] for name in alone}
+    for word in words:
+        for voice in (english, german):
+            in_turn[voice.config.espeak_voice].append(voice.phonemize(word))
+    assert in_turn == alone
+    assert alone[english.config.espeak_voice] != alone["de"]

@@ -35,6 +35,35 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 logger = logging.getLogger(__name__)
 
+
+def _set_voice_only_when_it_changes() -> None:
+    """espeak-ng copies the voice on every ``set_voice`` and frees the copy only once it has spoken,
+    which phonemising never does: piper set it on every call, and word timings phonemise every word
+    on its own, so each word spoken lost ~1.3 KiB. Piper calls the bridge under its own lock."""
+    set_voice, initialize = espeakbridge.set_voice, espeakbridge.initialize
+    current: str | None = None
+
+    def set_voice_once(voice: str) -> None:
+        nonlocal current
+        if voice != current:
+            current = None  # a voice that fails to load may leave espeak-ng's voice changed
+            set_voice(voice)
+            current = voice
+
+    def initialize_afresh(data_dir: str) -> None:
+        nonlocal current
+        current = None  # initialising selects espeak-ng's default voice
+        initialize(data_dir)
+
+    espeakbridge.set_voice = set_voice_once
+    espeakbridge.initialize = initialize_afresh
+
+
+_set_voice_only_when_it_changes()
+# Each change of espeak-ng's language still costs a voice copy: one piece's words are phonemised
+# in a row, not word by word in turn with a stream in another language.
+_WORD_TIMINGS = threading.Lock()
+
 # Piper's per-sentence normalisation would make every short piece equally loud; a fixed gain
 # keeps the level steady across pieces.
 VOLUME = 1.6
@@ -84,34 +113,12 @@ class _SharedArena:
 
 
 @functools.cache
-def _set_voice_only_when_it_changes() -> None:
-    """espeak-ng copies the voice on every ``set_voice`` and frees the copy only once it has spoken,
-    which phonemising never does: piper set it on every call, ~1.3 KiB lost each time, and word
-    timings phonemise every word on its own (~75 KiB lost per 600 characters spoken)."""
-    set_voice, initialize = espeakbridge.set_voice, espeakbridge.initialize
-    current: list[str | None] = [None]
-
-    def set_voice_once(voice: str) -> None:
-        if voice != current[0]:
-            set_voice(voice)
-            current[0] = voice
-
-    def initialize_afresh(data_dir: str) -> None:
-        current[0] = None
-        initialize(data_dir)
-
-    espeakbridge.set_voice = set_voice_once
-    espeakbridge.initialize = initialize_afresh
-
-
-@functools.cache
 def _arena() -> _SharedArena:
     return _SharedArena()
 
 
 def _voice(model: str | bytes, config: Path, threads: int) -> PiperVoice:
     memory.return_large_blocks_promptly()
-    _set_voice_only_when_it_changes()
     _arena()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -198,7 +205,8 @@ class LocalVoice:
                 phones += _aligned_phones(chunk, samples)
             samples += len(chunk.audio_float_array)
         estimated = any(chunk.phoneme_alignments is None for chunk in chunks)
-        marks = timings.marks(text, phones, self._phonemes, estimated)
+        with _WORD_TIMINGS:
+            marks = timings.marks(text, phones, self._phonemes, estimated)
         return Voiced(b"".join(chunk.audio_int16_bytes for chunk in chunks), marks)
 
     def _phonemes(self, word: str) -> list[str]:
