@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--mix", action="store_true", help="open arrivals of every kind, site defaults")
     parser.add_argument("--warm-up", type=float, help="minutes left out of the trend (default: the first half)")
+    parser.add_argument("--samples", type=Path, help="write every 1-second sample here (CSV: minute, RSS MB)")
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
@@ -190,6 +191,8 @@ def main() -> None:
         parent.send("stop")
         upstream.join(timeout=10)
 
+    if args.samples:
+        args.samples.write_text("".join(f"{t / 60:.4f},{u.rss_mb:.1f}\n" for t, u in samples))
     warm_up = samples[-1][0] / 2 if args.warm_up is None else args.warm_up * 60
     half = [(t, u) for t, u in samples if t >= warm_up]
     times = [t / 60 for t, _ in half]

@@ -23,6 +23,9 @@ const PROGRESS_EVERY_MS = 200;
 const WORD_EVERY_MS = 20;
 // A sentence starts after . ! ? … (and closing quotes) and a space, or at a line start.
 const SENTENCE_START = /(?:[.!?…]+["'”’)\]]*\s+|\n)/g;
+// The server renews a page token past half its age on any answer. The <audio> path reads no
+// answer, so before it plays, a token this long without an answer is taken to the voice list.
+const TOKEN_CHECK_MS = 30 * 60 * 1000;
 
 // Probed once, at module load, so the first click does not wait for it.
 const opusSupport =
@@ -57,6 +60,7 @@ export async function supportedPaths() {
 export class SpeechPlayer {
   #headers;
   #pageToken;
+  #answeredAt = Date.now(); // the last answer that could have renewed the page token
 
   static capabilities() {
     return capabilities();
@@ -98,6 +102,7 @@ export class SpeechPlayer {
     if (!this.voicesUrl) throw new Error("This player was given no voicesUrl.");
     const response = await fetch(this.voicesUrl, { headers: this.#headers, signal });
     if (!response.ok) throw await apiError(response);
+    this.#takeToken(response);
     return (await response.json()).data;
   }
 
@@ -146,6 +151,9 @@ export class SpeechPlayer {
     try {
       if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
+        if (this.#pageToken && this.voicesUrl && Date.now() - this.#answeredAt > TOKEN_CHECK_MS) {
+          await this.voices({ signal: session.signal }).catch(() => null); // a failure shows on the stream itself
+        }
         await playElement(session, this.elementUrl(body));
       } else {
         const response = await fetch(this.endpoint, {
@@ -156,8 +164,7 @@ export class SpeechPlayer {
           signal: session.signal,
         });
         if (!response.ok) throw await apiError(response);
-        const renewed = response.headers.get("X-Speech-Page"); // a fresh page token: the page keeps working
-        if (renewed) this.#headers["X-Speech-Page"] = this.#pageToken = renewed;
+        this.#takeToken(response);
         session.headers = response.headers;
         session.chunks = this.read(session, response);
         await PLAY[chosen](session);
@@ -165,6 +172,13 @@ export class SpeechPlayer {
     } catch (error) {
       if (!session.signal.aborted) session.callbacks.onError(error);
     }
+  }
+
+  // A fresh page token in an answer replaces the old one: a page left open keeps working.
+  #takeToken(response) {
+    const renewed = response.headers.get("X-Speech-Page");
+    if (renewed) this.#headers["X-Speech-Page"] = this.#pageToken = renewed;
+    this.#answeredAt = Date.now();
   }
 
   // The GET URL the <audio> element fetches: the request in its query, with the page's token.
