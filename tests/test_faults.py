@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from tests.support import raw_http
 from tests.support.procstat import settles, usage, worker_pid
 from tests.support.server import Server
 
@@ -33,11 +34,7 @@ def cpu_seconds(pid: int) -> float:
 
 def request_bytes(text: str, fmt: str = "mp3") -> bytes:
     body = json.dumps({"model": "piper", "voice": "alloy", "input": text, "response_format": fmt}).encode()
-    head = (
-        "POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+    return raw_http.HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
 
 
 def connect(server: Server, rcvbuf: int | None = None) -> socket.socket:

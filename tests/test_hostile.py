@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.support import raw_http
 from tests.support.audio_check import duration
 from tests.support.procstat import usage, worker_pid
 from tests.support.server import Server
@@ -71,12 +72,8 @@ def test_ten_megabyte_body_is_413_without_reading_it(server: Server) -> None:
 
 def test_ten_megabyte_chunked_body_is_refused(server: Server) -> None:
     """No Content-Length: the worker reads 4 MiB of it, more than Django takes, and Django refuses it."""
-    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
-    with socket.create_connection((host, port), timeout=30) as sock:
-        sock.sendall(
-            b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
-        )
+    with raw_http.connect(server) as sock:
+        sock.sendall(raw_http.HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
         chunk = b"a" * 65536
         try:
             for _ in range(160):  # 10 MB
