@@ -22,6 +22,9 @@ _CLAUSE_END = re.compile(r"[,;:—–]+(?=\s)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
+# What normalising would change in ASCII text: control characters (tabs and \r among them), runs
+# of spaces and line breaks, space at either end.
+_UNTIDY_ASCII = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]|[ \n][ \n]|\A[ \n]|[ \n]\Z")
 
 
 def normalize(text: str) -> str:
@@ -31,6 +34,12 @@ def normalize(text: str) -> str:
 
 def normalize_mapped(text: str) -> tuple[str, list[tuple[int, int]]]:
     """``normalize(text)`` and, for each of its characters, the span of ``text`` it came from."""
+    if text.isascii() and not _UNTIDY_ASCII.search(text):  # most input: nothing to do, at C speed
+        return text, list(zip(range(len(text)), range(1, len(text) + 1), strict=True))
+    return _tidied(text)
+
+
+def _tidied(text: str) -> tuple[str, list[tuple[int, int]]]:
     chars = _composed(text)
     kept: list[tuple[str, int, int]] = []
     for ch, start, end in chars:

@@ -36,6 +36,19 @@ def test_normalize_is_clean_and_idempotent(raw: str) -> None:
     assert "" not in clean.split("\n") or clean == ""
 
 
+ASCII = st.text(st.sampled_from("ab.,!? \n\r\t\x00\x0b\x1f\x7f"), max_size=60)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(ASCII)
+@example(" a")
+@example("a\n")
+@example("a \nb")
+def test_ascii_is_normalised_as_any_other_text(raw: str) -> None:
+    """ASCII that needs no tidying skips the character-by-character pass: same result either way."""
+    assert text.normalize_mapped(raw) == text._tidied(raw)
+
+
 @settings(max_examples=400, deadline=None)
 @given(TEXT, st.integers(min_value=3, max_value=400))
 @example("word " * 200, 10)
