@@ -20,9 +20,9 @@ from speech.cancellation import Cancellation, Cancelled
 
 _POLL_SECONDS = 0.05
 # Slot seconds per audio second until pieces have been timed: piper's medium voices on one core
-# of a slow machine. Each piece moves the estimate a fifth of the way to its own.
+# of a slow machine. The pace is of recent audio: each second made weighs less by this much.
 _FIRST_PACE = 0.3
-_PACE_WEIGHT = 0.2
+_PACE_DECAY_PER_SECOND = 0.05
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Scheduler:
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._streams = 0
-        self._pace = _FIRST_PACE
+        self._spent, self._made = _FIRST_PACE, 1.0  # decayed sums: slot seconds, audio seconds
 
     @property
     def busy(self) -> int:
@@ -59,16 +59,18 @@ class Scheduler:
                 self._streams -= 1
 
     def made(self, seconds: float, audio_seconds: float) -> None:
-        """A piece of ``audio_seconds`` took ``seconds`` in its slot."""
+        """A piece of ``audio_seconds`` took ``seconds`` in a one-core slot; a short piece counts for little."""
         if audio_seconds > 0:
             with self._cond:
-                self._pace += _PACE_WEIGHT * (seconds / audio_seconds - self._pace)
+                keep = (1 - _PACE_DECAY_PER_SECOND) ** audio_seconds
+                self._spent = self._spent * keep + seconds
+                self._made = self._made * keep + audio_seconds
 
     def round_cost(self) -> float:
         """Seconds a stream waits and synthesises, per second of audio it gets, while every stream in
         flight gets the same: each costs ``pace`` slot seconds per audio second, ``slots`` run at once."""
         with self._cond:
-            return self._pace * max(1.0, self._streams / self.slots)
+            return self._spent / self._made * max(1.0, self._streams / self.slots)
 
     @contextlib.contextmanager
     def slot(self, deadline: float, cancel: Cancellation) -> Iterator[Grant]:

@@ -127,7 +127,7 @@ def test_round_cost_follows_the_streams_in_flight_and_the_pace_of_recent_pieces(
     pace = scheduler.round_cost()  # one stream or none: its own synthesis only
     scheduler.made(1.0, 2.0)  # half a slot second per audio second
     assert pace < scheduler.round_cost() < 0.5
-    for _ in range(40):
+    for _ in range(200):
         scheduler.made(1.0, 2.0)
     assert scheduler.round_cost() == pytest.approx(0.5, rel=1e-3)
     with contextlib.ExitStack() as streams:

@@ -26,6 +26,7 @@ const SENTENCE_START = /(?:[.!?…]+["'”’)\]]*\s+|\n)/g;
 // The server renews a page token past half its age on any answer. The <audio> path reads no
 // answer, so before it plays, a token this long without an answer is taken to the voice list.
 const TOKEN_CHECK_MS = 30 * 60 * 1000;
+const TOKEN_CHECK_TIMEOUT_MS = 3000;
 
 // Probed once, at module load, so the first click does not wait for it.
 const opusSupport =
@@ -152,7 +153,9 @@ export class SpeechPlayer {
       if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
         if (this.#pageToken && this.voicesUrl && Date.now() - this.#answeredAt > TOKEN_CHECK_MS) {
-          await this.voices({ signal: session.signal }).catch(() => null); // a failure shows on the stream itself
+          const signal = AbortSignal.any([session.signal, AbortSignal.timeout(TOKEN_CHECK_TIMEOUT_MS)]);
+          await this.voices({ signal }).catch(() => null); // a failure shows on the stream itself
+          if (session.signal.aborted) return; // stopped meanwhile
         }
         await playElement(session, this.elementUrl(body));
       } else {
