@@ -19,12 +19,11 @@ logger = logging.getLogger(__name__)
 FIRST_PIECE_WORDS = 3
 # A piece may hold this many words per second of audio the listener has in hand. With ~2.5 words
 # per second of speech, a piece then lasts about twice the lead, so the lead grows geometrically
-# while each piece stays small enough to finish before the listener runs dry.
+# while each piece stays small enough to finish before the listener runs dry, even under load.
 WORDS_PER_SECOND_OF_LEAD = 5
-SPOKEN_WORDS_PER_SECOND = 2.5
-# Under load, a piece must also outlast the others' turns: it is sized so that a whole round of
-# every stream in flight, each making a piece like it, takes at most this share of the lead.
-ROUND_SHARE_OF_LEAD = 0.8
+# A listener still waiting for its first audio yields, for this long, to listeners about to fall
+# silent mid-speech: a gap in speech is worse than a start a little later. Alone, it waits for nobody.
+START_GRACE = 0.5
 
 
 class Voice(Protocol):
@@ -43,7 +42,7 @@ class Listener:
 
     @property
     def deadline(self) -> float:
-        return self.arrived if self.runs_dry is None else self.runs_dry
+        return self.arrived + START_GRACE if self.runs_dry is None else self.runs_dry
 
     def lead(self) -> float:
         return 0.0 if self.runs_dry is None else max(0.0, self.runs_dry - time.monotonic())
@@ -53,17 +52,9 @@ class Listener:
         self.runs_dry = max(self.runs_dry or now, now) + seconds
 
 
-def next_piece(pending: deque[str], lead: float, round_cost: float = 0.0, speed: float = 1.0) -> str:
-    """Take the next piece: a short head when the listener is close to silence, else a sentence.
-
-    ``round_cost`` is ``scheduler.round_cost()``: seconds of waiting and synthesis per second of
-    audio while every stream in flight gets its turn. A piece of ``lead / round_cost`` seconds would
-    leave the listener nothing by the time its next piece is made. At ``speed`` 2 a word lasts half as long.
-    """
-    per_second: float = WORDS_PER_SECOND_OF_LEAD
-    if round_cost > 0:
-        per_second = min(per_second, SPOKEN_WORDS_PER_SECOND * speed * ROUND_SHARE_OF_LEAD / round_cost)
-    max_words = max(FIRST_PIECE_WORDS, int(lead * per_second))
+def next_piece(pending: deque[str], lead: float) -> str:
+    """Take the next piece: a short head when the listener is close to silence, else a sentence."""
+    max_words = max(FIRST_PIECE_WORDS, int(lead * WORDS_PER_SECOND_OF_LEAD))
     piece, rest = text.head(pending.popleft(), max_words)
     if rest:
         pending.appendleft(rest)
@@ -124,25 +115,21 @@ def stream(
     finished = False
     pieces = voiced = 0
     try:
-        with scheduler.streaming():
-            while pending and not cancel.cancelled:
-                with scheduler.slot(listener.deadline, cancel) as grant:
-                    # Sized now, not before the wait: the lead has shrunk while other listeners ran.
-                    piece = next_piece(pending, listener.lead(), scheduler.round_cost(), speed)
-                    pieces += 1
-                    logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
-                    started = time.monotonic()
-                    spoken = voice.synthesize(piece, speed, grant, cancel)
-                    if not grant.alone:  # the pace of a one-core slot, which is what crowds
-                        scheduler.made(time.monotonic() - started, len(spoken.pcm) / 2 / voice.rate)
-                if timeline is not None:  # before the audio: a word never arrives after its sound
-                    timeline.add(words.of(piece, spoken, voiced // 2))
-                pcm = spoken.pcm
-                voiced += len(pcm)
-                data = encoder.write(pcm)
-                listener.received(len(pcm) / 2 / voice.rate)
-                if data:
-                    yield data
+        while pending and not cancel.cancelled:
+            with scheduler.slot(listener.deadline, cancel) as grant:
+                # Sized now, not before the wait: the lead has shrunk while other listeners ran.
+                piece = next_piece(pending, listener.lead())
+                pieces += 1
+                logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
+                spoken = voice.synthesize(piece, speed, grant, cancel)
+            if timeline is not None:  # before the audio: a word never arrives after its sound
+                timeline.add(words.of(piece, spoken, voiced // 2))
+            pcm = spoken.pcm
+            voiced += len(pcm)
+            data = encoder.write(pcm)
+            listener.received(len(pcm) / 2 / voice.rate)
+            if data:
+                yield data
         if not cancel.cancelled:
             if not voiced:  # nothing the voice could say (";"): a moment of silence is still valid audio
                 yield encoder.write(bytes(voice.rate // 5 * 2))

@@ -44,6 +44,7 @@ ASCII = st.text(st.sampled_from("ab.,!? \n\r\t\x00\x0b\x1f\x7f"), max_size=60)
 @example(" a")
 @example("a\n")
 @example("a \nb")
+@example("a b\nc.")  # tidy already: the fast path
 def test_ascii_is_normalised_as_any_other_text(raw: str) -> None:
     """ASCII that needs no tidying skips the character-by-character pass: same result either way."""
     assert text.normalize_mapped(raw) == text._tidied(raw)

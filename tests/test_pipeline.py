@@ -28,20 +28,9 @@ class Clock:
 class WaitingScheduler:
     """Grants every slot after the given waits, advancing the clock as other listeners would."""
 
-    def __init__(self, clock: Clock, waits: list[float], round_cost: float = 0.0) -> None:
+    def __init__(self, clock: Clock, waits: list[float]) -> None:
         self.clock = clock
         self.waits = waits
-        self.cost = round_cost
-
-    @contextlib.contextmanager
-    def streaming(self) -> Iterator[None]:
-        yield
-
-    def made(self, seconds: float, audio_seconds: float) -> None:
-        pass
-
-    def round_cost(self) -> float:
-        return self.cost
 
     @contextlib.contextmanager
     def slot(self, deadline: float, cancel: Cancellation) -> Iterator[Grant]:
@@ -95,17 +84,3 @@ def test_pieces_grow_with_the_lead_when_nobody_waits(clock: Clock, monkeypatch: 
     assert sizes[:3] == [3, 6, 18]  # lead 0 -> 3 words, 1.2 s -> 6, 3.6 s -> 18
     assert sum(sizes) == 40
     assert len(audio) == pytest.approx(40 * SECONDS_PER_WORD * 24_000 * 2, rel=0.01)
-
-
-def test_pieces_grow_slower_when_many_streams_share_the_slots(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A round of every stream's turn costs 0.5 s per audio second: a piece may hold 2.5 words per
-    # second of speech x 0.8 / 0.5 = 4 words per second of lead, not 5, so that the round ends
-    # before this listener runs dry.
-    monkeypatch.setattr(pipeline, "scheduler", WaitingScheduler(clock, [], round_cost=0.5))
-    voice = WordVoice()
-    words = " ".join(f"word{chr(97 + i % 26)}" for i in range(40))
-
-    b"".join(pipeline.stream(voice, words, "pcm", 1.0, Cancellation()))
-
-    sizes = [len(piece.split()) for piece in voice.pieces]
-    assert sizes[:3] == [3, 4, 11]  # lead 0 -> 3 words, 1.2 s -> 4, 2.8 s -> 11 (not 3, 6, 18)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 
@@ -120,18 +119,3 @@ def test_cancelled_before_asking_never_gets_a_slot() -> None:
     cancel.cancel()
     with scheduler.slot(0.0, Cancellation()), pytest.raises(Cancelled), scheduler.slot(1.0, cancel):
         pass
-
-
-def test_round_cost_follows_the_streams_in_flight_and_the_pace_of_recent_pieces() -> None:
-    scheduler = Scheduler(slots=2)
-    pace = scheduler.round_cost()  # one stream or none: its own synthesis only
-    scheduler.made(1.0, 2.0)  # half a slot second per audio second
-    assert pace < scheduler.round_cost() < 0.5
-    for _ in range(200):
-        scheduler.made(1.0, 2.0)
-    assert scheduler.round_cost() == pytest.approx(0.5, rel=1e-3)
-    with contextlib.ExitStack() as streams:
-        for _ in range(6):
-            streams.enter_context(scheduler.streaming())
-        assert scheduler.round_cost() == pytest.approx(0.5 * 6 / 2, rel=1e-3)  # three turns per slot
-    assert scheduler.round_cost() == pytest.approx(0.5, rel=1e-3)

@@ -82,7 +82,13 @@ def test_first_piece_is_a_few_words_then_pieces_grow_with_the_lead() -> None:
 def test_listener_runs_dry_at_the_end_of_what_it_received() -> None:
     listener = pipeline.Listener()
     assert listener.lead() == 0.0
-    assert listener.deadline == listener.arrived
+    # Not yet started: behind a listener that falls silent mid-speech within the grace, ahead of one further ahead.
+    assert listener.deadline == listener.arrived + pipeline.START_GRACE
+    playing = pipeline.Listener()
+    playing.received(pipeline.START_GRACE / 2)
+    assert playing.deadline < listener.deadline
+    playing.received(pipeline.START_GRACE)
+    assert playing.deadline > listener.deadline
     listener.received(2.0)
     assert 1.9 < listener.lead() <= 2.0
     listener.received(1.0)

@@ -153,8 +153,12 @@ export class SpeechPlayer {
       if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' is not available in this browser.`);
       if (chosen === "element") {
         if (this.#pageToken && this.voicesUrl && Date.now() - this.#answeredAt > TOKEN_CHECK_MS) {
-          const signal = AbortSignal.any([session.signal, AbortSignal.timeout(TOKEN_CHECK_TIMEOUT_MS)]);
-          await this.voices({ signal }).catch(() => null); // a failure shows on the stream itself
+          // Not AbortSignal.any: this path is the fallback for older browsers.
+          const check = new AbortController();
+          const timer = setTimeout(() => check.abort(), TOKEN_CHECK_TIMEOUT_MS);
+          session.signal.addEventListener("abort", () => check.abort(), { once: true });
+          await this.voices({ signal: check.signal }).catch(() => null); // a failure shows on the stream itself
+          clearTimeout(timer);
           if (session.signal.aborted) return; // stopped meanwhile
         }
         await playElement(session, this.elementUrl(body));
