@@ -4,9 +4,11 @@ Django's ``ASGIHandler`` reads a body to its end before it checks ``DATA_UPLOAD_
 spooling it to a temporary file, and waits for it with no time limit: under uvicorn a client could
 send 100 MB to disk before its 413, or dribble a byte a second for as long as it liked. Wrapped
 in ``bounded_bodies``, a request announcing too much is refused unread, one sending too much is cut
-off at the limit, and one whose body has not arrived within ``seconds`` gets a 408. The body is
-then handed to the application in one piece; later ``receive`` calls (a hang-up) pass straight
-through. The gunicorn worker (``speech.workers``) does the same for WSGI.
+off at the limit (what it is still sending is read on and thrown away for up to ``LINGER`` seconds,
+as nginx's lingering close does: closing on unread bytes resets the connection, and the reset can
+destroy the 413 before the client reads it), and one whose body has not arrived within ``seconds``
+gets a 408. The body is then handed to the application in one piece; later ``receive`` calls (a
+hang-up) pass straight through. The gunicorn worker (``speech.workers``) does the same for WSGI.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+LINGER = 1.0
+
+
 class _Gone(Exception):
     """The client hung up while sending its body."""
+
+
+class _CutOff(SpeechError):
+    """The body grew past the limit while it was being read."""
 
 
 def bounded_bodies(app: App, seconds: float = 10.0) -> App:
@@ -41,6 +50,9 @@ def bounded_bodies(app: App, seconds: float = 10.0) -> App:
         except TimeoutError:
             late = f"The request body did not arrive within {seconds:g} s."
             return await _refuse(send, SpeechError(late, status=408, code="request_timeout"))
+        except _CutOff as refused:
+            await _linger(receive)
+            return await _refuse(send, refused)
         except SpeechError as refused:
             return await _refuse(send, refused)
         except _Gone:
@@ -60,10 +72,10 @@ def bounded_bodies(app: App, seconds: float = 10.0) -> App:
 
 
 async def _read(scope: Scope, receive: Receive, limit: int | None) -> bytes:
-    too_large = SpeechError(f"The request body is larger than {limit} bytes.", status=413, code="request_too_large")
+    too_large = f"The request body is larger than {limit} bytes."
     announced = dict(scope.get("headers") or []).get(b"content-length", b"").strip()
     if limit is not None and announced.isdigit() and len(announced) < 20 and int(announced) > limit:
-        raise too_large
+        raise SpeechError(too_large, status=413, code="request_too_large")
     parts, size = [], 0
     while True:
         message = await receive()
@@ -72,10 +84,19 @@ async def _read(scope: Scope, receive: Receive, limit: int | None) -> bytes:
         part = message.get("body", b"")
         size += len(part)
         if limit is not None and size > limit:
-            raise too_large
+            raise _CutOff(too_large, status=413, code="request_too_large")
         parts.append(part)
         if not message.get("more_body", False):
             return b"".join(parts)
+
+
+async def _linger(receive: Receive) -> None:
+    try:
+        async with asyncio.timeout(LINGER):
+            while (message := await receive())["type"] == "http.request" and message.get("more_body", False):
+                pass
+    except TimeoutError:
+        pass
 
 
 async def _refuse(send: Send, error: SpeechError) -> None:
