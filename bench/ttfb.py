@@ -171,11 +171,27 @@ def first_piece(input_text: str) -> str:
     return pipeline.next_piece(deque(text.sentences(text.normalize(input_text))), lead=0.0)
 
 
-def bench_ttfb(url: str, voice: LocalVoice, runs: int, runs_4000: int) -> list[str]:
+def settle(pid: int | None) -> None:
+    """Wait until the server has stopped working (its CPU time still for 100 ms, at most 5 s), so that a
+    cancelled stream's last piece does not share the cores with the next request; without the worker's
+    pid (``--url``), a fixed pause."""
+    if pid is None:
+        time.sleep(0.3)
+        return
+    deadline, before = time.monotonic() + 5, cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_seconds(pid)
+        if now - before < 0.005:
+            return
+        before = now
+
+
+def bench_ttfb(url: str, voice: LocalVoice, runs: int, runs_4000: int, pid: int | None) -> list[str]:
     rows = [
-        "Time to first byte (ms), warm server, one request at a time (closed after the first chunk). "
-        "Engine column: piper alone on the same first piece in the bench process, run right after each "
-        f"request, so it sees the same load. loadavg {load()}",
+        "Time to first byte (ms), warm server, one request at a time (closed after the first chunk, then "
+        "a wait until the server's CPU is idle). Engine column: piper alone on the same first piece in the "
+        f"bench process, run between requests. loadavg {load()}",
         "",
         "| chars | format | runs | p50 | p95 | max | engine alone on the first piece p50 |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -191,10 +207,11 @@ def bench_ttfb(url: str, voice: LocalVoice, runs: int, runs_4000: int) -> list[s
                 stream = open_stream(url, sample(chars), fmt)
                 times.append((stream.first_byte - stream.started) * 1000)
                 stream.close()  # a hang-up: the server cancels the rest
-                time.sleep(0.3)  # let the cancelled synthesis free its slot
+                settle(pid)
                 started = time.monotonic()
                 voice.synthesize(piece, 1.0, Grant(slot=0, alone=True), Cancellation())
                 engine.append((time.monotonic() - started) * 1000)
+                time.sleep(0.1)  # onnxruntime's threads here spin a little after a run
             p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
             rows.append(
                 f"| {chars} | {fmt} | {len(times)} | {p50:.0f} | {p95:.0f} | {max(times):.0f} "
@@ -391,7 +408,7 @@ def main() -> None:
         voice.synthesize("Hello there.", 1.0, Grant(slot=0, alone=True), Cancellation())
         out = [*machine(), ""]
         if "ttfb" in sections:
-            out += [*bench_ttfb(url, voice, args.runs, args.runs_4000), ""]
+            out += [*bench_ttfb(url, voice, args.runs, args.runs_4000, pid), ""]
         if "rtf" in sections:
             out += [*bench_rtf(url, voice, pid), ""]
         if "listeners" in sections:

@@ -24,6 +24,9 @@ WORDS_PER_SECOND_OF_LEAD = 5
 # A listener still waiting for its first audio yields, for this long, to listeners about to fall
 # silent mid-speech: a gap in speech is worse than a start a little later. Alone, it waits for nobody.
 START_GRACE = 0.5
+# The first piece's opening is encoded and sent on its own: encoding a whole second of mp3 or opus
+# takes 10-20 ms, which the listener would otherwise wait for before the first byte.
+OPENING_SECONDS = 0.2
 
 
 class Voice(Protocol):
@@ -125,11 +128,12 @@ def stream(
             if timeline is not None:  # before the audio: a word never arrives after its sound
                 timeline.add(words.of(piece, spoken, voiced // 2))
             pcm = spoken.pcm
-            voiced += len(pcm)
-            data = encoder.write(pcm)
             listener.received(len(pcm) / 2 / voice.rate)
-            if data:
-                yield data
+            opening = 0 if voiced else int(OPENING_SECONDS * voice.rate) * 2
+            voiced += len(pcm)
+            for part in (pcm[:opening], pcm[opening:]):
+                if part and (data := encoder.write(part)):
+                    yield data
         if not cancel.cancelled:
             if not voiced:  # nothing the voice could say (";"): a moment of silence is still valid audio
                 yield encoder.write(bytes(voice.rate // 5 * 2))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from speech import pipeline
+from speech import audio, pipeline
 from speech.cancellation import Cancellation
 from speech.scheduler import Grant
 from speech.timings import Voiced
@@ -84,3 +84,32 @@ def test_pieces_grow_with_the_lead_when_nobody_waits(clock: Clock, monkeypatch: 
     assert sizes[:3] == [3, 6, 18]  # lead 0 -> 3 words, 1.2 s -> 6, 3.6 s -> 18
     assert sum(sizes) == 40
     assert len(audio) == pytest.approx(40 * SECONDS_PER_WORD * 24_000 * 2, rel=0.01)
+
+
+def test_the_first_piece_opening_is_sent_before_the_rest_is_encoded(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "scheduler", WaitingScheduler(clock, []))
+    encoded: list[int] = []
+    real_encoder = audio.encoder
+
+    def logging_encoder(fmt: str, rate: int) -> audio.Encoder:
+        encoder = real_encoder(fmt, rate)
+        write = encoder.write
+
+        def logged(pcm: bytes) -> bytes:
+            encoded.append(len(pcm))
+            return write(pcm)
+
+        encoder.write = logged  # type: ignore[method-assign]
+        return encoder
+
+    monkeypatch.setattr(audio, "encoder", logging_encoder)
+    chunks = pipeline.stream(WordVoice(), "one two three four five six seven eight", "mp3", 1.0, Cancellation())
+
+    first = next(chunks)
+
+    assert first
+    assert encoded == [2 * int(RATE * pipeline.OPENING_SECONDS)]  # 1.2 s spoken, 0.2 s encoded so far
+    assert len(b"".join(chunks)) > 10 * len(first)
+    assert sum(encoded) == 2 * int(RATE * SECONDS_PER_WORD * 8)
