@@ -23,7 +23,7 @@ FIRST_PIECE_WORDS = 3
 WORDS_PER_SECOND_OF_LEAD = 5
 # A listener still waiting for its first audio yields, for this long, to listeners about to fall
 # silent mid-speech: a gap in speech is worse than a start a little later. Alone, it waits for nobody.
-START_GRACE = 0.5
+START_GRACE = 1.0
 # The first piece's opening is encoded and sent on its own: encoding a whole second of mp3 or opus
 # takes 10-20 ms, which the listener would otherwise wait for before the first byte.
 OPENING_SECONDS = 0.2
