@@ -132,6 +132,11 @@ def worker_pid(master: int) -> int | None:
     return None
 
 
+def serving_pid(server: Server) -> int | None:
+    """The process that runs the application: gunicorn's worker, or the ASGI server itself."""
+    return worker_pid(server.process.pid) if server.kind == "gunicorn" else server.process.pid
+
+
 def status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -332,7 +337,7 @@ def bench_listeners(url: str, pid: int | None, counts: list[int], chars: int) ->
     return rows
 
 
-def bench_servers(urls: dict[str, str], runs: int, chars: int) -> list[str]:
+def bench_servers(servers: list[Server], runs: int, chars: int) -> list[str]:
     """TTFB per server, one request at a time taking turns, so that each server sees the same load."""
     rows = [
         f"Time to first byte (ms) by server, {chars}-character input, {runs} runs per format, the servers "
@@ -342,6 +347,8 @@ def bench_servers(urls: dict[str, str], runs: int, chars: int) -> list[str]:
         f"| server | {' | '.join(f'{fmt} p50 / p95' for fmt in FORMATS)} | first / last byte | first / total |",
         f"|---|{'---:|' * len(FORMATS)}---:|---:|",
     ]
+    urls = {server.kind: server.url for server in servers}
+    pids = {server.kind: serving_pid(server) for server in servers}
     times: dict[tuple[str, str], list[float]] = {(kind, fmt): [] for kind in urls for fmt in FORMATS}
     for _ in range(runs + 1):  # the first round warms each server's connection path and encoders
         for fmt in FORMATS:
@@ -349,7 +356,7 @@ def bench_servers(urls: dict[str, str], runs: int, chars: int) -> list[str]:
                 stream = open_stream(url, sample(chars), fmt)
                 times[kind, fmt].append((stream.first_byte - stream.started) * 1000)
                 stream.close()
-                time.sleep(0.3)  # let the cancelled synthesis free its slot
+                settle(pids[kind])
     for kind, url in urls.items():
         stream = open_stream(url, sample(chars), "pcm")
         for _ in stream.chunks():
@@ -402,7 +409,7 @@ def main() -> None:
     if url is None:
         server = start_server(Path(tempfile.mkdtemp(prefix="bench-")), kind=kinds[0])
         url = server.url
-        pid = worker_pid(server.process.pid) if kinds[0] == "gunicorn" else server.process.pid
+        pid = serving_pid(server)
     try:
         voice = LocalVoice.load("joe", PIPER_VOICES["joe"], scheduler.slots)  # the engine alone, in this process
         voice.synthesize("Hello there.", 1.0, Grant(slot=0, alone=True), Cancellation())
@@ -425,7 +432,7 @@ def compare(kinds: list[str], runs: int, chars: int) -> None:
     try:
         for kind in kinds:
             servers.append(start_server(Path(tempfile.mkdtemp(prefix=f"bench-{kind}-")), kind=kind))
-        print("\n".join([*machine(), "", *bench_servers({srv.kind: srv.url for srv in servers}, runs, chars)]))
+        print("\n".join([*machine(), "", *bench_servers(servers, runs, chars)]))
     finally:
         for srv in servers:
             stop_server(srv)
