@@ -40,7 +40,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
             param="input",
             code="string_above_max_length",
         )
-    if not text.normalize(body.input):  # blank once control and invisible characters are dropped
+    if text.is_blank(body.input):  # nothing left once control and invisible characters are dropped
         raise InvalidRequest("'input' must not be empty.", param="input", code="empty_input")
     return speech_response(request, SpeechRequest(**body.dict()))
 

@@ -25,7 +25,9 @@ class SpeechBody(Schema):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = Field(..., max_length=200, description="`piper` (local) or an OpenAI model name.")
-    input: str = Field(..., description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters.")
+    input: str = Field(
+        ..., min_length=1, description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters."
+    )
     voice: str = Field(..., max_length=200, description="A local voice, or one of OpenAI's voice names.")
     response_format: Format = "mp3"
     speed: float = Field(1.0, ge=SPEEDS[0], le=SPEEDS[1])

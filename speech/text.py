@@ -26,6 +26,15 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]+")
 # of spaces and line breaks, space at either end.
 _UNTIDY_ASCII = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]|[ \n][ \n]|\A[ \n]|[ \n]\Z")
 
+# All that ``normalize`` leaves of a text made only of these is "": controls, white space (trimmed from
+# the ends of lines), invisible formatting and lone surrogates.
+_DROPPED = re.compile(r"[\x00-\x20\x7f-\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2069\u3000\ufeff\ud800-\udfff]*")
+
+
+def is_blank(text: str) -> bool:
+    """``normalize(text) == ""``, decided at the first character that would be kept."""
+    return _DROPPED.fullmatch(text) is not None
+
 
 def normalize(text: str) -> str:
     """NFC, no control or invisible formatting characters, no lone surrogates, tidy whitespace."""

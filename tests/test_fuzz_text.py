@@ -36,6 +36,21 @@ def test_normalize_is_clean_and_idempotent(raw: str) -> None:
     assert "" not in clean.split("\n") or clean == ""
 
 
+WHITE_SPACE = [chr(i) for i in range(0x3001) if chr(i).isspace()]
+BLANKISH = st.text(
+    st.sampled_from([*WHITE_SPACE, "\x00", "\x7f", "\u200b", "\u202e", "\u2066", "\ufeff", "\ud800", "a", "\u0301"])
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(BLANKISH, TEXT))
+@example("\u200b \ufeff\r\n\t\x00")
+@example("\u0301")  # a combining mark on nothing is still spoken
+@example(" \u2028 ")  # white space of any kind is trimmed from the ends of lines
+def test_blank_is_what_normalises_to_nothing(raw: str) -> None:
+    assert text.is_blank(raw) == (text.normalize(raw) == "")
+
+
 ASCII = st.text(st.sampled_from("ab.,!? \n\r\t\x00\x0b\x1f\x7f"), max_size=60)
 
 
