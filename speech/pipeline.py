@@ -119,7 +119,7 @@ def stream(
     pieces = voiced = 0
     try:
         while pending and not cancel.cancelled:
-            with scheduler.slot(listener.deadline, cancel) as grant:
+            with scheduler.slot(listener.deadline, cancel, first=not voiced) as grant:
                 # Sized now, not before the wait: the lead has shrunk while other listeners ran.
                 piece = next_piece(pending, listener.lead())
                 pieces += 1

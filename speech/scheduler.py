@@ -24,6 +24,8 @@ class Grant:
     slot: int
     # Nobody else is synthesising or waiting: this run may use every core.
     alone: bool
+    # The run makes a listener's first audio: nothing that can wait may lengthen it.
+    first: bool = False
 
 
 class Scheduler:
@@ -40,7 +42,7 @@ class Scheduler:
             return self.slots - len(self._free)
 
     @contextlib.contextmanager
-    def slot(self, deadline: float, cancel: Cancellation) -> Iterator[Grant]:
+    def slot(self, deadline: float, cancel: Cancellation, first: bool = False) -> Iterator[Grant]:
         ticket = (deadline, next(self._order))
         with self._cond:
             heapq.heappush(self._waiting, ticket)
@@ -53,7 +55,7 @@ class Scheduler:
                 self._cond.wait(_POLL_SECONDS)
             heapq.heappop(self._waiting)
             slot = self._free.pop()
-            grant = Grant(slot=slot, alone=len(self._free) == self.slots - 1 and not self._waiting)
+            grant = Grant(slot=slot, alone=len(self._free) == self.slots - 1 and not self._waiting, first=first)
             self._cond.notify_all()
         try:
             yield grant

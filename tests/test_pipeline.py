@@ -31,11 +31,13 @@ class WaitingScheduler:
     def __init__(self, clock: Clock, waits: list[float]) -> None:
         self.clock = clock
         self.waits = waits
+        self.grants: list[Grant] = []
 
     @contextlib.contextmanager
-    def slot(self, deadline: float, cancel: Cancellation) -> Iterator[Grant]:
+    def slot(self, deadline: float, cancel: Cancellation, first: bool = False) -> Iterator[Grant]:
         self.clock.now += self.waits.pop(0) if self.waits else 0.0
-        yield Grant(slot=0, alone=False)
+        self.grants.append(Grant(slot=0, alone=False, first=first))
+        yield self.grants[-1]
 
 
 class WordVoice:
@@ -74,12 +76,14 @@ def test_piece_is_sized_to_the_lead_left_when_the_slot_is_granted(
 
 
 def test_pieces_grow_with_the_lead_when_nobody_waits(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "scheduler", WaitingScheduler(clock, []))
+    scheduler = WaitingScheduler(clock, [])
+    monkeypatch.setattr(pipeline, "scheduler", scheduler)
     voice = WordVoice()
     words = " ".join(f"word{chr(97 + i % 26)}" for i in range(40))  # letters only: digits weigh more
 
     audio = b"".join(pipeline.stream(voice, words, "pcm", 1.0, Cancellation()))
 
+    assert [grant.first for grant in scheduler.grants] == [True] + [False] * (len(scheduler.grants) - 1)
     sizes = [len(piece.split()) for piece in voice.pieces]
     assert sizes[:3] == [3, 6, 18]  # lead 0 -> 3 words, 1.2 s -> 6, 3.6 s -> 18
     assert sum(sizes) == 40

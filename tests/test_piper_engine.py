@@ -105,6 +105,15 @@ def test_trims_are_spaced_out(engine: PiperEngine) -> None:
     assert "cpu:0" not in [_shrink(arena.run_options()) for _ in range(5)]
 
 
+def test_a_listeners_first_audio_leaves_a_due_trim_to_a_later_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    arena, period = piper._arena(), piper._SharedArena.TRIM_SECONDS
+    monkeypatch.setattr(arena, "_trimmed", time.monotonic() - 1.5 * period)
+    assert _shrink(arena.run_options(first=True)) == ""
+    assert _shrink(arena.run_options()) == "cpu:0"
+    monkeypatch.setattr(arena, "_trimmed", time.monotonic() - 2.5 * period)  # overdue: one-piece texts only
+    assert _shrink(arena.run_options(first=True)) == "cpu:0"
+
+
 def _shrink(options: onnxruntime.RunOptions) -> str:
     try:
         return str(options.get_run_config_entry("memory.enable_memory_arena_shrinkage"))
