@@ -25,8 +25,12 @@ class SpeechBody(Schema):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = Field(..., max_length=200, description="`piper` (local) or an OpenAI model name.")
+    # Not empty, as the schema says; checked in the view (blank after normalising is refused too), since
+    # pydantic's own length check refuses the lone surrogates that normalising drops.
     input: str = Field(
-        ..., min_length=1, description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters."
+        ...,
+        description="The text to speak. At most `SPEECH['MAX_INPUT_CHARS']` characters.",
+        json_schema_extra={"minLength": 1},
     )
     voice: str = Field(..., max_length=200, description="A local voice, or one of OpenAI's voice names.")
     response_format: Format = "mp3"
