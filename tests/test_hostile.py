@@ -131,10 +131,11 @@ def test_odd_input_is_spoken_promptly(server: Server, usual_first_byte: float, n
     assert duration(data, "mp3") > 0.3
     # Generous and relative: this machine is shared. Before the fix 4,096 emoji took ~17 s.
     assert first < max(3.0, 8 * usual_first_byte), (first, usual_first_byte)
-    # ONNX keeps its peak working memory, which grows with the audio length of the longest piece
-    # (~250 MB for 15 s, and the shared arena grows in ~250 MB steps); pieces are bounded in phonemes,
-    # so this stays far under the 2 GB that 300 emoji made.
-    assert usage(pid).rss_mb - before < 600
+    # ONNX keeps its peak working memory, which grows with the audio length of the longest piece:
+    # pieces are bounded in phonemes, but a whole piece of emoji (25, each read by its name) is 16.5 s
+    # of audio, and the worker then holds 850-870 MB more than idle in some runs, 620 in others
+    # (piper samples its durations). Far under the 2 GB that 300 emoji in one piece made.
+    assert usage(pid).rss_mb - before < 1000
 
 
 def test_slow_bodies_do_not_block_others(server: Server) -> None:
