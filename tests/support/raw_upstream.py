@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -38,8 +39,14 @@ class RawUpstream:
         with conn:
             conn.settimeout(5)
             request = b""
-            while b"\r\n\r\n" not in request:
-                request += conn.recv(65536)
+            while b"\r\n\r\n" not in request and (more := conn.recv(65536)):
+                request += more
+            # The whole request is read before the answer: closing on unread bytes would reset the
+            # connection, and the reset could cut the answer short on the way to the app.
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            while length and len(body) < int(length[1]) and (more := conn.recv(65536)):
+                body += more
             conn.sendall(self.reply)
 
     def stop(self) -> None:
