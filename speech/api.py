@@ -46,9 +46,12 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
 
 
 @router.get("/audio/speech/{speech_id}/words", response={200: schemas.WordList, 404: schemas.ErrorBody, **ERRORS})
-def speech_words(request: HttpRequest, speech_id: str) -> dict[str, Any]:
-    """The word timings of a finished synthesis, by the ``X-Speech-Id`` its response carried."""
-    return {"id": speech_id, "data": _finished_words(speech_id)}
+def speech_words(request: HttpRequest, response: HttpResponse, speech_id: str) -> dict[str, Any]:
+    """The word timings of a finished synthesis, by the ``X-Speech-Id`` its response carried; only for
+    the client (API key, or the page's session) that made or replayed it."""
+    words = _finished_words(request, speech_id)
+    response["Cache-Control"] = "no-store"
+    return {"id": speech_id, "data": words}
 
 
 @router.get(
@@ -57,18 +60,19 @@ def speech_words(request: HttpRequest, speech_id: str) -> dict[str, Any]:
     summary="Subtitles (WebVTT or SRT) of a finished synthesis",
 )
 def speech_subtitles(request: HttpRequest, speech_id: str, format: schemas.SubtitleFormat = "vtt") -> HttpResponse:
-    words = _finished_words(speech_id)
+    words = _finished_words(request, speech_id)
     if format == "srt":
         response = HttpResponse(timings.srt(words), content_type="application/x-subrip; charset=utf-8")
     else:
         response = HttpResponse(timings.webvtt(words), content_type="text/vtt; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="speech.{format}"'
+    response["Cache-Control"] = "no-store"
     return response
 
 
-def _finished_words(speech_id: str) -> list[timings.Word]:
-    words = transcripts.load(speech_id)
-    if words is None:
+def _finished_words(request: HttpRequest, speech_id: str) -> list[timings.Word]:
+    words = transcripts.load(speech_id, security.client_of(request).resource_owner)
+    if words is None:  # another client's synthesis is as unknown as one that never was
         raise NotFound(
             f"No finished synthesis '{speech_id}' has word timings (unknown, still speaking, expired, or from an "
             "engine without timings).",

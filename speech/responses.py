@@ -36,7 +36,9 @@ def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHtt
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
     with Track(client, speech, cached=hit is not None) as track, watcher.watch(request, cancel):
-        stream = hit or _start(request, speech, cancel)
+        stream = hit or _start(request, speech, cancel, client.resource_owner)
+    if hit is not None and (speech_id := hit.headers.get(transcripts.HEADER)):
+        transcripts.grant(speech_id, client.resource_owner)  # the replay names its words: they are its client's too
     if hit is None and (key := audio_cache.entry_key(speech, client.scope)) is not None:
         stream = audio_cache.tee(key, stream, cancel)  # stored as it streams, kept if it ends complete
     return render(request, speech, track.stream(stream, cancel), cancel)
@@ -62,10 +64,10 @@ def render(
     return response
 
 
-def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation) -> SpeechStream:
+def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation, owner: str) -> SpeechStream:
     start = functools.partial(engine_for_model(speech.model).speak, speech, cancel)
-    # Named (X-Speech-Id) so that its words can be fetched once it has ended.
-    return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start())
+    # Named (X-Speech-Id) so that its client (and no one else) can fetch its words once it has ended.
+    return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start(), owner)
 
 
 def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:

@@ -46,6 +46,13 @@ class Client:
     max_streams: int
     # May reach engines that do not synthesise here (paid upstreams).
     upstream: bool = True
+    # Who may read what its syntheses leave behind (words, subtitles): the API key, the page's session,
+    # else the address. Empty: the same as ``id``.
+    owner: str = ""
+
+    @property
+    def resource_owner(self) -> str:
+        return self.owner or self.id
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,8 @@ def renew_page_token(request: HttpRequest, response: HttpResponseBase) -> HttpRe
 
 def _page_client(request: HttpRequest, address: str) -> Client:
     config = get_config()
+    session = getattr(request, "session", None)
+    nonce = str(session.get(PAGE_SESSION_KEY, "")) if session is not None else ""
     page: dict[str, Any] = config["PAGE_LIMITS"]
     signed_in = _signed_in(request)
     user = getattr(request, "user", None)
@@ -245,6 +254,8 @@ def _page_client(request: HttpRequest, address: str) -> Client:
         rate=page.get("rate", config["RATE_LIMIT"]),
         max_streams=page.get("max_streams", config["MAX_STREAMS_PER_CLIENT"]),
         upstream=signed_in or config["ANONYMOUS_PAGE_UPSTREAM"],
+        # The page's session (its token's nonce), not its address: visitors behind one address are strangers.
+        owner="page:" + hashlib.sha256(nonce.encode()).hexdigest()[:32] if nonce else f"page:{address}",
     )
 
 

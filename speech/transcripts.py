@@ -4,10 +4,14 @@ Plain-audio clients read them, or subtitles made from them, once the audio has e
 get the same words live, interleaved with the audio. Kept in the app's cache (shared between
 servers when it is Redis) within the audio cache's bound, ``CACHE_MAX_BYTES``: the least recently
 used go first.
+
+Only the client that made a synthesis (or replayed it from the cache) may read its words: each one
+holds a grant, keyed by its owner (``Client.resource_owner``) and the id; anyone else gets 404.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -27,20 +31,28 @@ HEADER = "X-Speech-Id"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+GRANT_TIMEOUT = audio_cache.TIMEOUT
+
+
 def _key(speech_id: str) -> str:
     return f"speech:words:{speech_id}"
 
 
-def keep(stream: SpeechStream) -> SpeechStream:
-    """Name the stream (``X-Speech-Id``) and store its words when it ends complete; a no-op without words."""
+def _grant_key(speech_id: str, owner: str) -> str:
+    return f"speech:words:{speech_id}:owner:{hashlib.sha256(owner.encode()).hexdigest()[:32]}"
+
+
+def keep(stream: SpeechStream, owner: str) -> SpeechStream:
+    """Name the stream (``X-Speech-Id``) and store its words, readable by ``owner``, when it ends complete;
+    a no-op without words."""
     if stream.words is None:
         return stream
     speech_id = uuid.uuid4().hex
     headers = {**stream.headers, HEADER: speech_id}
-    return replace(stream, chunks=_store_at_end(speech_id, stream.chunks, stream.words), headers=headers)
+    return replace(stream, chunks=_store_at_end(speech_id, owner, stream.chunks, stream.words), headers=headers)
 
 
-def _store_at_end(speech_id: str, chunks: Iterator[bytes], words: Timeline) -> Iterator[bytes]:
+def _store_at_end(speech_id: str, owner: str, chunks: Iterator[bytes], words: Timeline) -> Iterator[bytes]:
     try:
         yield from chunks
     finally:
@@ -49,13 +61,20 @@ def _store_at_end(speech_id: str, chunks: Iterator[bytes], words: Timeline) -> I
             try:
                 stored = [asdict(word) for word in words.words]
                 audio_cache.keep(_key(speech_id), stored, len(json.dumps(stored)))
+                grant(speech_id, owner)
             except Exception:  # the audio has been sent: a failing cache only loses the subtitles
                 logger.exception("could not store word timings")
 
 
-def load(speech_id: str) -> list[Word] | None:
-    """The words of a finished synthesis, or None when the id is unknown (or still speaking)."""
-    if not _ID.match(speech_id):
+def grant(speech_id: str, owner: str) -> None:
+    """Let ``owner`` read the words of ``speech_id`` (its maker, or a client whose request replays it)."""
+    if _ID.match(speech_id):
+        cache().set(_grant_key(speech_id, owner), 1, GRANT_TIMEOUT)
+
+
+def load(speech_id: str, owner: str) -> list[Word] | None:
+    """The words of a finished synthesis, or None when the id is unknown, still speaking, or not ``owner``'s."""
+    if not _ID.match(speech_id) or not cache().get(_grant_key(speech_id, owner)):
         return None
     stored: list[dict[str, Any]] | None = cache().get(_key(speech_id))
     return None if stored is None else [Word(**word) for word in stored]

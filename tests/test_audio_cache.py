@@ -142,7 +142,7 @@ def finished_synthesis_with_words(count: int) -> str:
     timeline.add([Word("hello", 0.0, 0.4, 0, 5)] * count)
     timeline.complete = True
     audio = SpeechStream(chunks=iter([b"\0\0"]), content_type="audio/pcm", engine="piper", words=timeline)
-    stream = transcripts.keep(audio)
+    stream = transcripts.keep(audio, owner="key:a")
     assert b"".join(stream.chunks) == b"\0\0"
     return stream.headers[transcripts.HEADER]
 
@@ -151,7 +151,7 @@ def test_word_timings_are_kept_within_the_cache_bound(settings: Any) -> None:
     """Every finished synthesis keeps its words: they must not pile up beyond CACHE_MAX_BYTES."""
     settings.SPEECH = {"CACHE_MAX_BYTES": 20_000}
     ids = [finished_synthesis_with_words(40) for _ in range(30)]  # ~3.6 kB each: room for about five
-    kept = [speech_id for speech_id in ids if transcripts.load(speech_id) is not None]
+    kept = [speech_id for speech_id in ids if transcripts.load(speech_id, "key:a") is not None]
     assert kept == ids[-len(kept) :]
     assert 3 <= len(kept) <= 6
 
