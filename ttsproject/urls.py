@@ -14,6 +14,8 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 urlpatterns = [
     path("favicon.ico", favicon),
     path("", ensure_csrf_cookie(TemplateView.as_view(template_name="index.html")), name="home"),
+    # A long page read aloud by {% speech_reader %} (docs/reader.md).
+    path("read/", TemplateView.as_view(template_name="article.html"), name="article"),
     path("admin/", admin.site.urls),
     path("", include("speech.urls")),
 ]
