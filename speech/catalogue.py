@@ -6,6 +6,11 @@ Downloads go through ``huggingface_hub`` (a transfer that breaks off is tried ag
 ``VOICES_DIR/.downloads``. A voice enters the store only once both files match the catalogue's size
 and MD5: config first, model last, each by an atomic rename, and the store lists a voice only when
 its model is there. A partial or corrupt file is deleted.
+
+Nothing the catalogue says may reach outside the store: an entry whose name is not a voice name
+(``voices.VOICE_NAME``) or whose file paths are not plain relative paths is left out (``load``
+reports it), every path written or deleted is checked to resolve inside the store, and clean-ups
+delete only inside the store's own staging folder.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +28,7 @@ import httpx2
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
 
-from speech.voices import VoiceConfigError, bcp47, read_config, same_language
+from speech.voices import VoiceConfigError, bcp47, printable, read_config, same_language, valid_name
 
 REPO = "rhasspy/piper-voices"
 REVISION = "main"
@@ -31,6 +37,8 @@ DOWNLOADS = ".downloads"
 HUB_CACHE = ".hub"
 # What hf_hub_download raises when the hub cannot be reached or the transfer breaks.
 HUB_ERRORS = (OSError, EntryNotFoundError, httpx2.HTTPError)
+# A file's path in the hub repository: relative, "/"-separated, no "." or ".." parts, nothing hidden.
+_PART = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,199}\Z")
 
 
 class CatalogueError(Exception):
@@ -71,8 +79,17 @@ def unreachable(detail: object) -> CatalogueError:
     )
 
 
+def _safe_path(path: str) -> bool:
+    parts = path.split("/")
+    return len(path) <= 1000 and all(_PART.match(part) and part not in (".", "..") for part in parts)
+
+
 def _entry(name: str, data: dict[str, Any]) -> Entry:
-    files = {path: File(path, int(info["size_bytes"]), info["md5_digest"]) for path, info in data["files"].items()}
+    if not valid_name(name):
+        raise ValueError("not a voice name (letters, digits, '_', '-', '+')")
+    files = {path: File(path, int(info["size_bytes"]), str(info["md5_digest"])) for path, info in data["files"].items()}
+    if unsafe := [path for path in files if not _safe_path(path)]:
+        raise ValueError(f"file path {unsafe[0]!r} is not a plain relative path")
     model = next(file for path, file in files.items() if path.endswith(".onnx"))
     config = next(file for path, file in files.items() if path.endswith(".onnx.json"))
     language = data.get("language") or {}
@@ -88,18 +105,28 @@ def _entry(name: str, data: dict[str, Any]) -> Entry:
     )
 
 
-def load(store: Path) -> dict[str, Entry]:
-    """The catalogue by voice name; from the hub's cache when the hub is unreachable or HF_HUB_OFFLINE=1."""
+def load(store: Path, skipped: list[str] | None = None) -> dict[str, Entry]:
+    """The catalogue by voice name; from the hub's cache when the hub is unreachable or HF_HUB_OFFLINE=1.
+    Entries that are not a voice we can install safely are left out, and said why in ``skipped``."""
     try:
         path = hf_hub_download(REPO, "voices.json", revision=REVISION, endpoint=endpoint(), cache_dir=store / HUB_CACHE)
         data = read_json(Path(path))
-        return {name: _entry(name, entry) for name, entry in sorted(data.items())}
     except HUB_ERRORS as error:
         raise unreachable(error) from None
-    except (ValueError, KeyError, StopIteration, TypeError) as error:
+    except ValueError as error:
         raise CatalogueError(
-            f"The voice catalogue at {endpoint()}/{REPO} is not piper's voices.json: {error}"
+            printable(f"The voice catalogue at {endpoint()}/{REPO} is not piper's voices.json: {error}")
         ) from None
+    entries = {}
+    for name, entry in sorted(data.items()):
+        try:
+            if not isinstance(entry, dict):
+                raise TypeError("not a JSON object")
+            entries[name] = _entry(name, entry)
+        except (ValueError, KeyError, StopIteration, TypeError, AttributeError) as error:
+            if skipped is not None:
+                skipped.append(printable(f"{name!r}: {error}"))
+    return entries
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -134,18 +161,42 @@ def verify(path: Path, expected: File) -> None:
         raise CatalogueError(f"{Path(expected.path).name} {problem}: corrupt, nothing was installed.")
 
 
+def check_name(name: str) -> str:
+    """``name`` when it may name a voice in the store, else a ``CatalogueError`` that says why."""
+    if not valid_name(name):
+        raise CatalogueError(
+            printable(
+                f"{name!r} is not a voice name: letters, digits, '_', '-' and '+' only, e.g. de_DE-thorsten-medium."
+            )
+        )
+    return name
+
+
+def inside(folder: Path, *parts: str) -> Path:
+    """``folder / parts``, refused unless it resolves to a path inside ``folder`` (and is not ``folder``)."""
+    root = folder.resolve()
+    joined = root.joinpath(*parts)
+    path = joined.parent.resolve() / joined.name  # the file itself may be a link (to a packaged model)
+    if joined.name in ("", ".", "..") or path == root or not path.is_relative_to(root):
+        raise CatalogueError(printable(f"{'/'.join(parts)!r} would be outside {folder}; nothing was changed."))
+    return path
+
+
 def _admit(store: Path, name: str, model: Path, config: Path) -> None:
     """Move a checked pair into the store: config first, model last (the store lists a voice by its model)."""
     try:
         read_config(config)
     except VoiceConfigError as error:
         raise CatalogueError(f"{name}: {error}; nothing was installed.") from None
-    os.replace(config, store / f"{name}.onnx.json")
-    os.replace(model, store / f"{name}.onnx")
+    os.replace(config, inside(store, f"{check_name(name)}.onnx.json"))
+    os.replace(model, inside(store, f"{name}.onnx"))
 
 
 def install(store: Path, entry: Entry) -> None:
-    staging = store / DOWNLOADS / entry.name
+    # Only a folder of the store's own staging folder is made here, and only that is cleaned up.
+    staging = inside(store / DOWNLOADS, check_name(entry.name))
+    for file in (entry.config, entry.model):
+        inside(staging, file.path)
     try:
         config = _download(entry, entry.config, staging)
         model = _download(entry, entry.model, staging)
@@ -171,6 +222,7 @@ def _download(entry: Entry, file: File, staging: Path) -> Path:
 def install_from(store: Path, name: str, source: Path, catalogue: dict[str, Entry] | None) -> bool:
     """Install ``NAME.onnx`` + ``NAME.onnx.json`` found under ``source``; checked against the catalogue
     when it knows the voice. Returns whether it was checked."""
+    check_name(name)
     found = {}
     for suffix in (".onnx", ".onnx.json"):
         matches = sorted(source.rglob(f"{name}{suffix}"))
@@ -195,7 +247,7 @@ def install_from(store: Path, name: str, source: Path, catalogue: dict[str, Entr
 
 
 def remove(store: Path, name: str) -> None:
-    model, config = store / f"{name}.onnx", store / f"{name}.onnx.json"
+    model, config = inside(store, f"{check_name(name)}.onnx"), inside(store, f"{name}.onnx.json")
     if not model.exists() and not config.exists():
         raise CatalogueError(f"'{name}' is not in the voice store {store}.")
     model.unlink(missing_ok=True)  # first: without its model the voice is gone at once

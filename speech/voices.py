@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,19 @@ from speech.conf import get_config
 from speech.schemas import OPENAI_VOICES
 
 SPEAKER_SEPARATOR = "#"
+# What a voice (model) may be called: it names files in the store, so no separators, no leading dot.
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]{0,99}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may name a voice in the store (``de_DE-thorsten-medium``; not ``../x``)."""
+    return bool(VOICE_NAME.match(name))
+
+
+def printable(text: object) -> str:
+    """``text`` without control characters (terminal escapes, bidi overrides) for a terminal or a log."""
+    return _CONTROL.sub("", str(text))
 
 
 class VoiceConfigError(ValueError):

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from speech import catalogue
 from speech.catalogue import CatalogueError
-from speech.voices import Voice, same_language, scan_store, store_dir
+from speech.voices import Voice, printable, same_language, scan_store, store_dir
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError("No voice store: set SPEECH['VOICES_DIR'] (the site reads SPEECH_VOICES_DIR).")
         try:
+            for name in options.get("names") or ():  # before anything is fetched or changed
+                catalogue.check_name(name)
             if action == "list":
                 self.show(store, options["language"], options["installed"])
             elif action == "install":
@@ -41,29 +43,44 @@ class Command(BaseCommand):
                     catalogue.remove(store, name)
                     self.stdout.write(f"removed {name}")
         except CatalogueError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(printable(error)) from None
 
     def show(self, store: Path, language: str | None, installed_only: bool) -> None:
         installed = self.installed(store)
         if installed_only:
             for voice in installed.values():
                 if not language or same_language(voice.language, language):
-                    self.stdout.write(f"{voice.id:40} {voice.language:8} {voice.language_name:20} {voice.quality}")
+                    self.stdout.write(
+                        printable(f"{voice.id:40} {voice.language:8} {voice.language_name:20} {voice.quality}")
+                    )
             return
-        for entry in catalogue.matching(catalogue.load(store), language):
+        skipped: list[str] = []
+        for entry in catalogue.matching(catalogue.load(store, skipped), language):
             mark = "installed" if entry.name in installed else ""
             speakers = f"{entry.speakers} speakers" if entry.speakers > 1 else ""
             language_name = f"{entry.language_name} ({entry.language_native})"
+            # What the catalogue says reaches a terminal: without its control characters (escapes).
             self.stdout.write(
-                f"{entry.name:40} {entry.language:8} {language_name:36} {entry.quality:8} "
-                f"{entry.size / 1e6:6.1f} MB {speakers:14} {mark}".rstrip()
+                printable(
+                    f"{entry.name:40} {entry.language:8} {language_name:36} {entry.quality:8} "
+                    f"{entry.size / 1e6:6.1f} MB {speakers:14} {mark}"
+                ).rstrip()
             )
+        self.skipped(skipped)
+
+    def skipped(self, skipped: list[str]) -> None:
+        if skipped:
+            self.stderr.write(f"{len(skipped)} catalogue entries left out (not installable here):")
+            for problem in skipped:
+                self.stderr.write(f"  {problem}")
 
     def install(self, store: Path, names: list[str], source: Path | None) -> None:
         store.mkdir(parents=True, exist_ok=True)
         known: dict[str, catalogue.Entry] | None
+        skipped: list[str] = []
         try:
-            known = catalogue.load(store)
+            known = catalogue.load(store, skipped)
+            self.skipped(skipped)
         except CatalogueError:
             if source is None:
                 raise
