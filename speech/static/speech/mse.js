@@ -1,5 +1,6 @@
 // MP3 path: the fetch reader feeds a SourceBuffer (MediaSource, or ManagedMediaSource on iOS Safari);
-// the <audio> element plays from the first append.
+// the <audio> element plays from the first append. Several responses (live text) are appended
+// back to back: "sequence" mode places each after the one before.
 
 import { elementPlayback, watchElement } from "./element.js";
 
@@ -38,6 +39,9 @@ export async function playMse(session) {
   const pump = () => {
     if (buffer.updating) return;
     if (failed || source.readyState !== "open") return wake?.();
+    // Live text: a response's marker is reached once everything before it is appended; in sequence
+    // mode its audio follows on at the end of what is buffered.
+    while (queue.length && queue[0].response !== undefined) session.mark(queue.shift().response, bufferedEnd(buffer));
     if (!queue.length) {
       if (done) source.endOfStream();
       wake?.();
@@ -56,7 +60,7 @@ export async function playMse(session) {
     }
   };
   buffer.addEventListener("updateend", () => {
-    if (!started) {
+    if (!started && !session.paused) {
       started = true;
       audio.play().catch(session.callbacks.onError);
     }
@@ -76,3 +80,5 @@ export async function playMse(session) {
   });
   if (failed) throw failed;
 }
+
+const bufferedEnd = (buffer) => (buffer.buffered.length ? buffer.buffered.end(buffer.buffered.length - 1) : 0);

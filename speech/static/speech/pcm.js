@@ -15,6 +15,11 @@ export async function playPcm(session) {
   session.playback = schedule;
   let carry = null; // an odd trailing byte, completed by the next chunk
   for await (let chunk of session.chunks) {
+    if (chunk.response !== undefined) {
+      carry = null; // a response holds whole samples
+      session.mark(chunk.response, schedule.seconds);
+      continue;
+    }
     if (carry) {
       chunk = concatBytes([carry, chunk]);
       carry = null;

@@ -3,7 +3,20 @@
 //   const off = player.on("playing", ({ ms }) => ...); await player.speak({ input, voice });
 // Events: firstbyte, lastbyte, playing, progress {played, buffered}, ended {duration}, error {message, status},
 // word {text, start, end, charStart, charEnd, index} when a word becomes audible (offsets into the
-// input, in JavaScript string indices; index -1: none yet, a new stream began). `ms` in an event counts from the speak() call.
+// input, in JavaScript string indices; index -1: none yet, a new stream began), pause, resume {ms, played}.
+// `ms` in an event counts from the speak() (or live()) call.
+//
+// Live text (text still arriving, e.g. an AI answer streaming in), one playback session:
+//   const live = player.live({ voice, speed, model, path, offset });  // stops what played
+//   live.write(delta);        // append text: each sentence is asked for once it is complete
+//   live.end();               // no more text: the rest is asked for
+//   await live.done;          // all the audio is in (then `ended` once heard); player.stop() cancels every request
+//   player.live(options).from(asyncIterableOfStrings)  // writes each string, then end(); returns the live text
+// live.text is everything written; `word` events' charStart/charEnd index into it (plus `offset`, default 0),
+// their start/end are seconds on the one timeline. A piece goes out only while less than
+// LOOKAHEAD_SECONDS (25) of audio lie ahead: a whole page may be written at once. live.requested: the
+// text before this index was asked for; live.requests: {from, to, start, end} per request.
+// player.pause() / player.resume() / player.paused work for speak() and live() on every path.
 // This module chooses a path and runs the session; each path plays in its own module:
 // mse.js (MP3 through MediaSource), webcodecs.js (Ogg Opus through WebCodecs), pcm.js (Web Audio),
 // element.js (a progressive <audio> on a GET URL).
@@ -11,13 +24,14 @@
 import { base64Bytes } from "./bytes.js";
 import { playElement } from "./element.js";
 import { apiError } from "./errors.js";
+import { LiveText, pageWord, stringIndices } from "./live.js";
 import { MediaSourceClass, mseSupported, playMse } from "./mse.js";
 import { playPcm } from "./pcm.js";
 import { Session } from "./session.js";
 import { opusConfig, playOpus } from "./webcodecs.js";
 
 export const PATHS = { mse: "mp3", webcodecs: "opus", pcm: "pcm", element: "mp3" };
-const PLAY = { mse: playMse, webcodecs: playOpus, pcm: playPcm }; // the fetch paths
+const PLAY = { mse: playMse, webcodecs: playOpus, pcm: playPcm }; // the fetch paths (live text too)
 const TYPES = { mp3: "audio/mpeg", opus: "audio/ogg", pcm: "audio/pcm" };
 const PROGRESS_EVERY_MS = 200;
 const WORD_EVERY_MS = 20;
@@ -163,15 +177,7 @@ export class SpeechPlayer {
         }
         await playElement(session, this.elementUrl(body));
       } else {
-        const response = await fetch(this.endpoint, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", ...this.#headers },
-          // Server-sent events carry the words' times next to the audio that holds them.
-          body: JSON.stringify({ ...body, stream_format: "sse" }),
-          signal: session.signal,
-        });
-        if (!response.ok) throw await apiError(response);
-        this.#takeToken(response);
+        const response = await this.#post(body, session.signal);
         session.headers = response.headers;
         session.chunks = this.read(session, response);
         await PLAY[chosen](session);
@@ -179,6 +185,91 @@ export class SpeechPlayer {
     } catch (error) {
       if (!session.signal.aborted) session.callbacks.onError(error);
     }
+  }
+
+  // Live text: speech for text still arriving, in one playback (see live.js and the top of this file).
+  live({ voice = "alloy", speed = 1, model = "piper", path = null, offset = 0 } = {}) {
+    const t0 = performance.now();
+    this.warm(); // still inside the click, if there is one
+    const session = this.startSession(t0, null, null);
+    this.request = null; // seek() is speak()'s
+    let bytes = 0;
+    const live = new LiveText({
+      session,
+      body: { model, voice, speed },
+      offset,
+      post: async (body) => {
+        const response = await this.#post(body, session.signal);
+        session.headers ||= response.headers;
+        return response;
+      },
+      read: (response, onWord) =>
+        this.read(session, response, {
+          onWord,
+          onBytes: (count) => {
+            if (bytes === 0) session.callbacks.onFirstByte();
+            bytes += count;
+          },
+        }),
+    });
+    live.done = (async () => {
+      const paths = (await supportedPaths()).filter((usable) => usable !== "element");
+      const chosen = path || (this.path !== "element" && this.path) || paths[0];
+      try {
+        if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' cannot play live text in this browser.`);
+        if (session.signal.aborted) return;
+        session.path = chosen;
+        this.received.format = PATHS[chosen];
+        live.start(PATHS[chosen]);
+        session.chunks = (async function* () {
+          yield* live.chunks();
+          if (!session.signal.aborted) session.callbacks.onLastByte(bytes);
+        })();
+        await PLAY[chosen](session);
+      } catch (error) {
+        if (!session.signal.aborted) session.callbacks.onError(error);
+      }
+    })();
+    return live;
+  }
+
+  // Pause what plays (MSE/<audio>: the element; Web Audio paths: the context's clock); resume() goes on.
+  pause() {
+    const session = this.session;
+    if (!session || session.paused) return;
+    session.paused = true;
+    if (session.path === "mse" || session.path === "element") this.audio.pause();
+    else this.ctx?.suspend();
+    this.emit("pause", { ms: session.ms(), played: session.playback?.played() ?? 0 });
+  }
+
+  resume() {
+    const session = this.session;
+    if (!session?.paused) return;
+    session.paused = false;
+    if (session.path === "mse" || session.path === "element") {
+      if (this.audio.src) this.audio.play().catch(() => {}); // before the first append, the path plays it
+    } else {
+      this.ctx?.resume();
+    }
+    this.emit("resume", { ms: session.ms(), played: session.playback?.played() ?? 0 });
+  }
+
+  get paused() {
+    return Boolean(this.session?.paused);
+  }
+
+  // One request to the API, as server-sent events: they carry the words' times next to the audio that holds them.
+  async #post(body, signal) {
+    const response = await fetch(this.endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...this.#headers },
+      body: JSON.stringify({ ...body, stream_format: "sse" }),
+      signal,
+    });
+    if (!response.ok) throw await apiError(response);
+    this.#takeToken(response);
+    return response;
   }
 
   // A fresh page token in an answer replaces the old one: a page left open keeps working.
@@ -201,9 +292,15 @@ export class SpeechPlayer {
     this.stop();
     const session = new Session({ path, ctx: this.ctx, audio: this.audio, t0 });
     const current = () => this.session === session;
+    let firstByte = false;
     session.callbacks = {
-      onFirstByte: () => current() && this.emit("firstbyte", { ms: session.ms() }),
-      onPlaying: () => current() && this.emit("playing", { ms: session.ms(), path }),
+      onFirstByte: () => {
+        if (!current() || firstByte) return;
+        firstByte = true;
+        this.emit("firstbyte", { ms: session.ms() });
+      },
+      onLastByte: (bytes) => current() && this.emit("lastbyte", { ms: session.ms(), bytes }),
+      onPlaying: () => current() && this.emit("playing", { ms: session.ms(), path: session.path }),
       onEnded: (duration) => {
         if (!current()) return;
         this.progress(session);
@@ -233,8 +330,9 @@ export class SpeechPlayer {
     return session;
   }
 
-  // Reads the event stream: words are kept for the clock, audio is yielded as it arrives.
-  async *read(session, response) {
+  // Reads the event stream: words are kept for the clock, audio is yielded as it arrives. Live text
+  // reads each response with its own `onWord` and `onBytes`, and reports the last byte itself.
+  async *read(session, response, { onWord = null, onBytes = null } = {}) {
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let bytes = 0;
     let pending = "";
@@ -249,16 +347,20 @@ export class SpeechPlayer {
           pending = pending.slice(end + 2);
           if (!line.startsWith("data: ")) continue;
           const event = JSON.parse(line.slice(6));
-          if (event.type === "speech.word") session.words.push(pageWord(event, session.offsets));
+          if (event.type === "speech.word") {
+            if (onWord) onWord(event);
+            else session.words.push(pageWord(event, session.offsets));
+          }
           if (event.type !== "speech.audio.delta") continue;
           const chunk = base64Bytes(event.audio);
-          if (bytes === 0) session.callbacks.onFirstByte();
+          if (onBytes) onBytes(chunk.length);
+          else if (bytes === 0) session.callbacks.onFirstByte();
           bytes += chunk.length;
           this.received.chunks.push(chunk);
           yield chunk;
         }
       }
-      this.emit("lastbyte", { ms: session.ms(), bytes });
+      if (!onBytes) session.callbacks.onLastByte(bytes);
     } finally {
       reader.releaseLock();
     }
@@ -306,20 +408,4 @@ export class SpeechPlayer {
     this.ctx?.close();
     this.ctx = null;
   }
-}
-
-// Code point offsets (the API's) -> JavaScript string indices in the whole input, `from` onwards.
-function stringIndices(input, from) {
-  const indices = [];
-  let at = from;
-  for (const ch of input) {
-    indices.push(at);
-    at += ch.length;
-  }
-  indices.push(at);
-  return indices;
-}
-
-function pageWord({ text, start, end, char_start, char_end }, offsets) {
-  return { text, start, end, charStart: offsets[char_start], charEnd: offsets[char_end] };
 }

@@ -1,4 +1,4 @@
-// One speak() call: what the player and the path playing it share. The path reads `chunks`, sets
+// One speak() or live() call: what the player and the path playing it share. The path reads `chunks`, sets
 // `playback` and reports through `callbacks`; anything it must release goes to `onStop()`.
 
 /**
@@ -13,6 +13,7 @@
  * How a path reports to the player (each is a no-op once the session has ended).
  * @typedef {object} Callbacks
  * @property {() => void} onFirstByte  the first audio arrived (the element path; the others' bytes pass the player)
+ * @property {(bytes: number) => void} onLastByte  all the audio arrived (the fetch paths; reported by the player)
  * @property {() => void} onPlaying  the first sound is heard
  * @property {(duration: number) => void} onEnded  everything played: `duration` seconds
  * @property {(error: Error) => void} onError  playback failed (the error may carry the API's status, code, param)
@@ -48,7 +49,8 @@ export class Session {
     this.callbacks = null;
     /** @type {Headers|null} the response's headers (the fetch paths) */
     this.headers = null;
-    /** @type {AsyncIterable<Uint8Array>|null} the audio as it arrives (the fetch paths) */
+    /** @type {AsyncIterable<Uint8Array|{response: number}>|null} the audio as it arrives (the fetch
+     * paths); live text: several responses, each after a marker `{response: k}` */
     this.chunks = null;
     /** @type {Playback|null} set by the path once it plays */
     this.playback = null;
@@ -58,6 +60,18 @@ export class Session {
     this.offsets = null;
     /** index in `words` of the word heard now, -1: none yet */
     this.word = -1;
+    /** paused by the player (the path does not start playing by itself then) */
+    this.paused = false;
+    /** @type {((response: number, at: number) => void)|null} live text: where a response's audio starts */
+    this.onResponse = null;
+  }
+
+  /**
+   * Live text: `chunks` holds several responses, each after a marker `{response: k}`; the path
+   * calls this once it knows that response k's audio starts `at` seconds into its timeline.
+   */
+  mark(response, at) {
+    this.onResponse?.(response, at);
   }
 
   /** Milliseconds since the speak() call. */

@@ -1,4 +1,5 @@
 // Opus path: Ogg pages demuxed in JS, decoded by WebCodecs, played on the Web Audio clock.
+// Several responses (live text) are chained Ogg streams decoded on one timeline.
 
 import { isOpusHead, isOpusTags, OggDemuxer, opusPacketSamples, parseOpusHead } from "./ogg.js";
 import { Schedule } from "./schedule.js";
@@ -18,11 +19,20 @@ export async function playOpus(session) {
   const ctx = session.ctx;
   const schedule = new Schedule(ctx, session.callbacks);
   session.playback = schedule;
-  const demuxer = new OggDemuxer();
+  let demuxer = new OggDemuxer();
   let skip = 0; // pre-skip samples still to drop from the decoded output
+  // Each Ogg stream's first packet: its timestamp, pre-skip, and (live text) the response it opens.
+  const streams = [];
+  let response = null; // the marker of the response whose stream comes next
+  let channels = 0; // as configured
   let decodeError = null;
   const decoder = new AudioDecoder({
     output: (data) => {
+      while (streams.length && data.timestamp >= streams[0].timestamp - 1) {
+        const stream = streams.shift();
+        skip = stream.preSkip;
+        if (stream.response !== null) session.mark(stream.response, schedule.seconds);
+      }
       const frames = data.numberOfFrames - Math.min(skip, data.numberOfFrames);
       const from = data.numberOfFrames - frames;
       skip -= from;
@@ -45,11 +55,22 @@ export async function playOpus(session) {
   let timestamp = 0; // microseconds
   try {
     for await (const chunk of session.chunks) {
+      if (chunk.response !== undefined) {
+        // Live text: the next response is a new Ogg stream (chained: new BOS page, new serial).
+        response = chunk.response;
+        demuxer = new OggDemuxer();
+        continue;
+      }
       for (const packet of demuxer.push(chunk)) {
         if (isOpusHead(packet.data)) {
           const head = parseOpusHead(packet.data);
-          skip = head.preSkip;
-          decoder.configure(opusConfig(head.channels, packet.data));
+          streams.push({ timestamp, preSkip: head.preSkip, response });
+          response = null;
+          // The same configuration for each stream: the decoder goes on (its queue keeps the order).
+          if (head.channels !== channels || head.mappingFamily !== 0) {
+            decoder.configure(opusConfig(head.channels, packet.data));
+            channels = head.channels;
+          }
         } else if (!isOpusTags(packet.data)) {
           const duration = (opusPacketSamples(packet.data) * 1e6) / OPUS_RATE;
           decoder.decode(new EncodedAudioChunk({ type: "key", timestamp, duration, data: packet.data }));
