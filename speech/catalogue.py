@@ -35,6 +35,9 @@ REVISION = "main"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DOWNLOADS = ".downloads"
 HUB_CACHE = ".hub"
+# How long the catalogue's hub gets to answer at all before the cached catalogue (or a clear error)
+# is used: hf_hub_download alone retries an unreachable hub for 25 s and more.
+PROBE_TIMEOUT = 3.0
 # What hf_hub_download raises when the hub cannot be reached or the transfer breaks.
 HUB_ERRORS = (OSError, EntryNotFoundError, httpx2.HTTPError)
 # A file's path in the hub repository: relative, "/"-separated, no "." or ".." parts, nothing hidden.
@@ -108,11 +111,21 @@ def _entry(name: str, data: dict[str, Any]) -> Entry:
 def load(store: Path, skipped: list[str] | None = None) -> dict[str, Entry]:
     """The catalogue by voice name; from the hub's cache when the hub is unreachable or HF_HUB_OFFLINE=1.
     Entries that are not a voice we can install safely are left out, and said why in ``skipped``."""
+    problem = ""
     try:
-        path = hf_hub_download(REPO, "voices.json", revision=REVISION, endpoint=endpoint(), cache_dir=store / HUB_CACHE)
+        problem = _offline() or _probe()
+        path = hf_hub_download(
+            REPO,
+            "voices.json",
+            revision=REVISION,
+            endpoint=endpoint(),
+            cache_dir=store / HUB_CACHE,
+            etag_timeout=PROBE_TIMEOUT,
+            local_files_only=bool(problem),  # the cached catalogue at once, or the error below
+        )
         data = read_json(Path(path))
     except HUB_ERRORS as error:
-        raise unreachable(error) from None
+        raise unreachable(problem or error) from None
     except ValueError as error:
         raise CatalogueError(
             printable(f"The voice catalogue at {endpoint()}/{REPO} is not piper's voices.json: {error}")
@@ -127,6 +140,21 @@ def load(store: Path, skipped: list[str] | None = None) -> dict[str, Entry]:
             if skipped is not None:
                 skipped.append(printable(f"{name!r}: {error}"))
     return entries
+
+
+def _offline() -> str:
+    return "HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") else ""
+
+
+def _probe() -> str:
+    """Why the hub does not answer within ``PROBE_TIMEOUT`` seconds; "" when it answers (whatever it says)."""
+    try:
+        httpx2.head(f"{endpoint()}/{REPO}/resolve/{REVISION}/voices.json", timeout=PROBE_TIMEOUT)
+    except httpx2.TimeoutException:
+        return f"no answer within {PROBE_TIMEOUT:g} s"
+    except httpx2.HTTPError as error:
+        return str(error) or type(error).__name__
+    return ""
 
 
 def read_json(path: Path) -> dict[str, Any]:

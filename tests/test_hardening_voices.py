@@ -4,6 +4,8 @@ store, terminal escapes, malformed entries) and without a reachable hub."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -16,6 +18,7 @@ from django.core.management.base import CommandError
 from speech import catalogue
 from speech.catalogue import CatalogueError
 from tests.support.fake_hub import FakeHub, HubVoice, add_voice, language
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -68,10 +71,16 @@ def voices(*args: str) -> tuple[str, str]:
 def test_list_leaves_out_hostile_entries_and_prints_no_control_characters(store: Path) -> None:
     out, err = voices("list")
     assert GOOD in out
-    assert ESCAPES in out and "RED" in out
+    assert ESCAPES in out
+    assert "RED" in out
     assert "\x1b" not in out + err
-    assert "victim" not in out and "escaped" not in out and "dots" not in out
-    assert "left out" in err and "victim" in err and "fr_FR-dots-medium" in err and "es_ES-list-medium" in err
+    assert "victim" not in out
+    assert "escaped" not in out
+    assert "dots" not in out
+    assert "left out" in err
+    assert "victim" in err
+    assert "fr_FR-dots-medium" in err
+    assert "es_ES-list-medium" in err
 
 
 def test_a_name_that_climbs_out_of_the_store_installs_nothing_and_deletes_nothing(store: Path, victim: Path) -> None:
@@ -113,7 +122,7 @@ def test_remove_stays_inside_the_store(store: Path, victim: Path) -> None:
 
 def test_a_catalogue_that_is_not_an_object_is_a_clear_error(store: Path, hub: FakeHub) -> None:
     hub.files["voices.json"] = (b"[1, 2]", None)
-    with pytest.raises(CommandError, match="is not piper's voices.json"):
+    with pytest.raises(CommandError, match=r"is not piper's voices\.json"):
         voices("list")
 
 
@@ -121,4 +130,45 @@ def test_control_characters_from_the_store_are_not_printed(store: Path) -> None:
     add_voice(store, HubVoice(ESCAPES, language("de_DE", "German\x1b]0;owned\x07", "Deutsch")))
     out, _ = voices("list", "--installed")
     assert ESCAPES in out
-    assert "\x1b" not in out and "\x07" not in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+
+
+@pytest.fixture
+def silent_hub() -> Iterator[str]:
+    """An address that takes connections and never answers (a hub behind a dead route looks the same)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.mark.parametrize("hub_state", ["silent", "refused", "offline"])
+def test_list_without_the_hub_shows_the_installed_voices_and_says_so_within_seconds(
+    store: Path, monkeypatch: pytest.MonkeyPatch, silent_hub: str, hub_state: str
+) -> None:
+    add_voice(store, HubVoice(GOOD, language("en_US", "English", "English")))
+    if hub_state == "silent":
+        monkeypatch.setenv("HF_ENDPOINT", silent_hub)
+    elif hub_state == "refused":
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    else:  # a fresh machine told to stay offline: no catalogue cached
+        monkeypatch.setenv("HF_ENDPOINT", silent_hub)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = StringIO()
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="Cannot reach the voice catalogue") as error:
+        call_command("voices", "list", stdout=out, stderr=StringIO())
+    took = time.monotonic() - started
+    assert took < catalogue.PROBE_TIMEOUT + 5, took  # was 25 s (refused) to 70 s and more (silent)
+    assert GOOD in out.getvalue()
+    assert "HF_ENDPOINT" in str(error.value)
+
+
+def test_a_cached_catalogue_is_listed_at_once_when_the_hub_is_silent(
+    store: Path, monkeypatch: pytest.MonkeyPatch, silent_hub: str
+) -> None:
+    voices("list")
+    monkeypatch.setenv("HF_ENDPOINT", silent_hub)
+    started = time.monotonic()
+    assert GOOD in voices("list")[0]
+    assert time.monotonic() - started < catalogue.PROBE_TIMEOUT + 5

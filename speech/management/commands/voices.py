@@ -55,7 +55,14 @@ class Command(BaseCommand):
                     )
             return
         skipped: list[str] = []
-        for entry in catalogue.matching(catalogue.load(store, skipped), language):
+        try:
+            known = catalogue.load(store, skipped)
+        except CatalogueError:
+            # What is installed is known without the hub: show it, then say why the catalogue is not.
+            self.stdout.write("Installed voices (the catalogue cannot be reached):")
+            self.show(store, language, installed_only=True)
+            raise
+        for entry in catalogue.matching(known, language):
             mark = "installed" if entry.name in installed else ""
             speakers = f"{entry.speakers} speakers" if entry.speakers > 1 else ""
             language_name = f"{entry.language_name} ({entry.language_native})"
