@@ -9,17 +9,20 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test install install-dev browsers services npm lint lint-js bench
+.PHONY: run test check fuzz install install-dev browsers services npm lint lint-js bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
+# The project itself goes in editable, so `import speech` works from any folder (the README's examples).
 $(RUN_STAMP): requirements.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@ $(RUN_STAMP)
 
 install: $(RUN_STAMP)
@@ -78,6 +81,18 @@ test: install-dev browsers services npm lint-js
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+# The fast loop: lint, types and the tests that need no browser and no nginx/PostgreSQL topology.
+check: install-dev $(ESLINT_STAMP)
+	node_modules/.bin/eslint .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -m "not e2e and not topology" -q
+
+# A long exploratory run of the generated tests: new examples each run, ten times as many for the API.
+fuzz: install-dev
+	HYPOTHESIS_PROFILE=explore $(VENV)/bin/pytest tests/test_fuzz_api.py tests/test_fuzz_text.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check --fix .

@@ -14,7 +14,7 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas, security, text, timings, transcripts
+from speech import schemas, security, subtitles, text, timings, transcripts
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, get_engine
 from speech.errors import InvalidRequest, NotFound, SpeechError, error_response, invalid_request
@@ -49,7 +49,7 @@ def create_speech(request: HttpRequest, body: schemas.SpeechBody) -> HttpRespons
 def speech_words(request: HttpRequest, response: HttpResponse, speech_id: str) -> dict[str, Any]:
     """The word timings of a finished synthesis, by the ``X-Speech-Id`` its response carried; only for
     the client (API key, or the page's session) that made or replayed it."""
-    words = _finished_words(request, speech_id)
+    words, _ = _finished_transcript(request, speech_id)
     response["Cache-Control"] = "no-store"
     return {"id": speech_id, "data": words}
 
@@ -60,26 +60,26 @@ def speech_words(request: HttpRequest, response: HttpResponse, speech_id: str) -
     summary="Subtitles (WebVTT or SRT) of a finished synthesis",
 )
 def speech_subtitles(request: HttpRequest, speech_id: str, format: schemas.SubtitleFormat = "vtt") -> HttpResponse:
-    words = _finished_words(request, speech_id)
+    words, spoken = _finished_transcript(request, speech_id)
     if format == "srt":
-        response = HttpResponse(timings.srt(words), content_type="application/x-subrip; charset=utf-8")
+        response = HttpResponse(subtitles.srt(words, spoken), content_type="application/x-subrip; charset=utf-8")
     else:
-        response = HttpResponse(timings.webvtt(words), content_type="text/vtt; charset=utf-8")
+        response = HttpResponse(subtitles.webvtt(words, spoken), content_type="text/vtt; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="speech.{format}"'
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _finished_words(request: HttpRequest, speech_id: str) -> list[timings.Word]:
-    words = transcripts.load(speech_id, security.client_of(request).resource_owner)
-    if words is None:  # another client's synthesis is as unknown as one that never was
+def _finished_transcript(request: HttpRequest, speech_id: str) -> tuple[list[timings.Word], str | None]:
+    found = transcripts.load_transcript(speech_id, security.client_of(request).resource_owner)
+    if found is None:  # another client's synthesis is as unknown as one that never was
         raise NotFound(
             f"No finished synthesis '{speech_id}' has word timings (unknown, still speaking, expired, or from an "
             "engine without timings).",
             param="speech_id",
             code="speech_not_found",
         )
-    return words
+    return found
 
 
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")

@@ -25,6 +25,9 @@ OPENAI = "speech.engines.openai.OpenAIEngine"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 CORS = "corsheaders.middleware.CorsMiddleware"
 SESSIONS = "django.contrib.sessions.middleware.SessionMiddleware"
+STATICFILES = "django.contrib.staticfiles"
+WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
+WARM_UP_VALUES = (True, False, "auto")
 
 
 @register()
@@ -74,6 +77,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             hint=f"Add '{SESSIONS}' to MIDDLEWARE (the page's speech requests fail without it).",
             id="speech.E009",
         ))  # fmt: skip
+    messages += _check_static_files(middleware)
+    if config["WARM_UP"] not in WARM_UP_VALUES:
+        messages.append(Error(
+            f"SPEECH['WARM_UP'] is {config['WARM_UP']!r}.",
+            hint="Use 'auto' (warm in server processes), True (in every process) or False (never).",
+            id="speech.E013",
+        ))  # fmt: skip
     try:
         networks(tuple(config["TRUSTED_PROXIES"]))
     except ValueError as error:
@@ -107,6 +117,25 @@ def _check_keys(keys: list[Any]) -> list[CheckMessage]:
                 hint="Use 'sk-…', or {'key_sha256': sha256 hex of the key, 'name': …, 'rate': …, 'max_streams': …}.",
                 id="speech.E010",
             )]  # fmt: skip
+    return []
+
+
+def _check_static_files(middleware: list[str]) -> list[CheckMessage]:
+    if not apps.is_installed(STATICFILES):
+        return [Warning(
+            f"'{STATICFILES}' is not in INSTALLED_APPS: the player's files (speech/static/) are neither collected "
+            "nor served, so {% speech_player %} shows a dead widget.",
+            hint=f"Add '{STATICFILES}' to INSTALLED_APPS and serve static files (the host-site guide, Static files).",
+            id="speech.W012",
+        )]  # fmt: skip
+    if WHITENOISE not in middleware and not getattr(settings, "STATIC_ROOT", None):
+        return [Warning(
+            "Nothing in this site serves static files except runserver with DEBUG on: under gunicorn, uvicorn or "
+            "daphne the player's files (speech/*.js, speech/widget.css) are 404 and {% speech_player %} is dead.",
+            hint=f"pip install whitenoise and add '{WHITENOISE}' after SecurityMiddleware; or set STATIC_ROOT, run "
+            "manage.py collectstatic and serve STATIC_ROOT at STATIC_URL from your web server.",
+            id="speech.W013",
+        )]  # fmt: skip
     return []
 
 

@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LOADED_VOICES": 4,
     # Voices loaded and warmed at start; None: the voices OpenAI's names speak as (up to MAX_LOADED_VOICES).
     "WARM_VOICES": None,
+    # Load and warm the engines when a server starts, in the background: "auto" (server processes only:
+    # gunicorn, uvicorn, daphne, hypercorn, runserver...), True (every process that sets Django up), False.
+    "WARM_UP": "auto",
 }
 
 

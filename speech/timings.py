@@ -71,7 +71,8 @@ class Word:
 class Timeline:
     """The words of one stream, appended by the engine before the audio that holds them is yielded."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str | None = None) -> None:
+        self.text = text  # the input the words' offsets point into, for subtitles that show it as written
         self.words: list[Word] = []
         self.complete = False
         self._taken = 0
@@ -189,43 +190,3 @@ def even_phones(symbols: Sequence[str], start: int, samples: int) -> list[Phone]
         Phone(symbol, start + samples * i // count, start + samples * (i + 1) // count)
         for i, symbol in enumerate(symbols)
     ]
-
-
-def _clock(seconds: float, separator: str) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-
-def cues(words: Sequence[Word], max_words: int = 7, max_gap: float = 0.6) -> list[list[Word]]:
-    """Words grouped into subtitle lines: at most ``max_words``, broken at pauses."""
-    groups: list[list[Word]] = []
-    for word in words:
-        last = groups[-1] if groups else None
-        if last is None or len(last) >= max_words or word.start - last[-1].end > max_gap:
-            groups.append([word])
-        else:
-            last.append(word)
-    return groups
-
-
-def webvtt(words: Sequence[Word]) -> str:
-    lines = ["WEBVTT", ""]
-    for group in cues(words):
-        text = _line(group).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        lines += [f"{_clock(group[0].start, '.')} --> {_clock(group[-1].end, '.')}", text, ""]
-    return "\n".join(lines)
-
-
-def srt(words: Sequence[Word]) -> str:
-    lines = []
-    for number, group in enumerate(cues(words), 1):
-        lines += [str(number), f"{_clock(group[0].start, ',')} --> {_clock(group[-1].end, ',')}", _line(group), ""]
-    return "\n".join(lines)
-
-
-def _line(group: Sequence[Word]) -> str:
-    # "-->" would end a cue's timing line early; blank lines would end the cue.
-    return " ".join(word.text for word in group).replace("-->", "->").replace("\n", " ")

@@ -59,7 +59,7 @@ def _store_at_end(speech_id: str, owner: str, chunks: Iterator[bytes], words: Ti
         getattr(chunks, "close", lambda: None)()
         if words.complete:
             try:
-                stored = [asdict(word) for word in words.words]
+                stored = {"text": words.text, "words": [asdict(word) for word in words.words]}
                 audio_cache.keep(_key(speech_id), stored, len(json.dumps(stored)))
                 grant(speech_id, owner)
             except Exception:  # the audio has been sent: a failing cache only loses the subtitles
@@ -74,7 +74,13 @@ def grant(speech_id: str, owner: str) -> None:
 
 def load(speech_id: str, owner: str) -> list[Word] | None:
     """The words of a finished synthesis, or None when the id is unknown, still speaking, or not ``owner``'s."""
+    found = load_transcript(speech_id, owner)
+    return None if found is None else found[0]
+
+
+def load_transcript(speech_id: str, owner: str) -> tuple[list[Word], str | None] | None:
+    """The words and the input they point into (None when not kept), as :func:`load` finds them."""
     if not _ID.match(speech_id) or not cache().get(_grant_key(speech_id, owner)):
         return None
-    stored: list[dict[str, Any]] | None = cache().get(_key(speech_id))
-    return None if stored is None else [Word(**word) for word in stored]
+    stored: dict[str, Any] | None = cache().get(_key(speech_id))
+    return None if stored is None else ([Word(**word) for word in stored["words"]], stored["text"])

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.raw_upstream import RawUpstream
 from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
+
+# Generated tests draw the same examples on every run, so a result never depends on the draw; `make fuzz`
+# (HYPOTHESIS_PROFILE=explore) draws new ones on each run, to look for what the fixed draw misses.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -136,3 +136,22 @@ def test_malformed_keys_and_key_rates_are_errors(settings: Any) -> None:
 def test_the_page_token_needs_sessions(settings: Any) -> None:
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "SessionMiddleware" not in m]
     assert "SessionMiddleware" in (by_id(check_settings())["speech.E009"].hint or "")
+
+
+def test_a_site_whose_static_files_nobody_serves_is_told(settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "whitenoise" not in m]
+    settings.STATIC_ROOT = None
+    message = by_id(check_settings())["speech.W013"]
+    assert "WhiteNoiseMiddleware" in (message.hint or "")
+    settings.STATIC_ROOT = "/srv/static"  # collected, for the site's web server to serve
+    assert "speech.W013" not in by_id(check_settings())
+
+
+def test_a_site_without_staticfiles_is_told(settings: Any) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django.contrib.staticfiles"]
+    assert "django.contrib.staticfiles" in (by_id(check_settings())["speech.W012"].hint or "")
+
+
+@override_settings(SPEECH={"WARM_UP": "yes"})
+def test_warm_up_takes_three_values() -> None:
+    assert "'auto'" in (by_id(check_settings())["speech.E013"].hint or "")

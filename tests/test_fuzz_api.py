@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from tests.support.server import Server, start_server, stop_server
 
-# Enough to find the classic failures, small enough for make test on a shared 2-core machine.
-EXAMPLES = {GenerationMode.POSITIVE: 80, GenerationMode.NEGATIVE: 120}
+# Enough to find the classic failures, small enough for make test on a shared 2-core machine; `make fuzz`
+# (HYPOTHESIS_PROFILE=explore) draws ten times as many, new ones each run. Otherwise the draw is fixed
+# (derandomized, tests/conftest.py), so the outcome never depends on chance.
+SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else 1
+EXAMPLES = {GenerationMode.POSITIVE: 80 * SCALE, GenerationMode.NEGATIVE: 120 * SCALE}
 KNOWN = [("piper", "alloy"), ("tts-1", "joe"), ("gpt-4o-mini-tts", "cedar")]
 
 
@@ -76,5 +80,7 @@ def test_every_operation_survives_generated_requests(fuzz_server: Server, mode: 
     assert max(seen) < 500
     assert 400 in speech_statuses
     if mode is GenerationMode.POSITIVE:
+        # Positive mode must reach synthesis, not stop at validation: the fixed draw gets 200 for some
+        # (see the commit that fixed it), and one in ten is the floor that says the steering above works.
         assert speech_statuses.count(200) >= EXAMPLES[mode] // 10, speech_statuses
     assert "Traceback" not in Path(fuzz_server.log).read_text(errors="replace")

@@ -142,13 +142,3 @@ def test_a_voice_without_alignments_estimates_and_says_so() -> None:
     assert all(word.estimated for word in words)
     assert all(a.start <= a.end <= b.start for a, b in itertools.pairwise(words))
     assert words[-1].end <= len(samples) / RATE
-
-
-def test_subtitles() -> None:
-    words = [Word("Hello", 0.05, 0.4, 0, 5), Word("<there>", 0.45, 0.9, 6, 13), Word("again", 2.0, 2.5, 14, 19)]
-    assert timings.webvtt(words) == (
-        "WEBVTT\n\n00:00:00.050 --> 00:00:00.900\nHello &lt;there&gt;\n\n00:00:02.000 --> 00:00:02.500\nagain\n"
-    )
-    assert timings.srt(words) == (
-        "1\n00:00:00,050 --> 00:00:00,900\nHello <there>\n\n2\n00:00:02,000 --> 00:00:02,500\nagain\n"
-    )

@@ -328,7 +328,7 @@ class PiperEngine(Engine):
 
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:
         local = self.resolve(request.voice, request.language)
-        words = timings.Timeline()
+        words = timings.Timeline(request.input)
         chunks = pipeline.stream(local, request.input, request.response_format, request.speed, cancel, words)
         content_type = audio.CONTENT_TYPES[request.response_format]
         return SpeechStream(chunks=chunks, content_type=content_type, engine=self.alias, words=words)

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from speech import audio, client, timings
+from speech import audio, client, subtitles, timings
 from speech.cancellation import close
 
 
@@ -93,7 +93,7 @@ class Command(BaseCommand):
                 client.play_pcm(client.decode(chunks, fmt), output, progress)
             progress.show(ending="\n")
             if options["subtitles"]:
-                self._subtitles(Path(options["subtitles"]), words)
+                self._subtitles(Path(options["subtitles"]), words, text)
         except KeyboardInterrupt:
             self.stderr.write("\nStopped.")
             sys.exit(130)
@@ -104,10 +104,11 @@ class Command(BaseCommand):
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _subtitles(self, path: Path, words: list[timings.Word]) -> None:
+    def _subtitles(self, path: Path, words: list[timings.Word], text: str) -> None:
         if not words:
             raise CommandError("The engine sent no word timings (upstream engines have none): no subtitles.")
-        path.write_text(timings.srt(words) if path.suffix.lower() == ".srt" else timings.webvtt(words), "utf-8")
+        made = subtitles.srt if path.suffix.lower() == ".srt" else subtitles.webvtt
+        path.write_text(made(words, text), "utf-8")
 
     def _chunks(self, text: str, fmt: str, options: dict[str, Any], words: list[timings.Word]) -> Iterator[bytes]:
         if options["server"]:
