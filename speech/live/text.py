@@ -124,6 +124,18 @@ class Splitter:
         self._pending = ""
         return part
 
+    def complete(self) -> Part | None:
+        """Everything left up to its last sentence end (the source failed: an unfinished sentence is dropped)."""
+        normalized, origins = text.normalize_mapped(self._pending)
+        sentences = text.sentences(normalized, self.max_chars)
+        line_ended = self._pending.rstrip(" \t").endswith(("\n", "\r"))
+        if sentences and not _PUNCTUATED.search(sentences[-1]) and not line_ended:
+            sentences.pop()
+        part = self._part(sentences, normalized, origins)
+        self._offset += len(self._pending)
+        self._pending = ""
+        return part
+
     def _long(self, line: str, start: int) -> tuple[list[str], int]:
         """Pieces of an unfinished sentence already past the length bound, cut as the whole text would be.
 
