@@ -5,7 +5,8 @@ cache scope) or raises ``AuthenticationFailed`` (401) / ``RateLimited`` (429), O
 
 The site's own page gets no key: the server issues it a page token (``page_token``), signed with
 ``SECRET_KEY``, expiring after ``PAGE_TOKEN_MAX_AGE`` and bound to a random value kept in the
-visitor's session, so a token copied out of the page is useless without that session's cookie.
+visitor's session, so a token copied out of the page is useless without that session's cookie. A
+login (which rotates the session key) draws a new value: tokens issued before it stop working.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
+from django.contrib.auth.signals import user_logged_in
 from django.core import signing
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
@@ -100,8 +103,9 @@ def identify(request: HttpRequest) -> Client:
     address = client_address(request)
     page = request.headers.get(PAGE_HEADER)
     authorization = request.headers.get("Authorization")
-    if keys or page is not None:
-        _check_failures(address)
+    # A valid credential is admitted whatever wrong ones came from its address before (one guesser
+    # behind a shared address must not lock out everyone there); wrong ones are counted, and once
+    # there are too many from the address, refused with 429 rather than 401 (``_failed``).
     if keys and authorization is not None:
         return _key_client(authorization, keys, address)
     # The page's token earns the page's own limits, open API or not; one that lapsed says "reload the page"
@@ -172,7 +176,9 @@ def _check_failures(address: str) -> None:
 
 
 def _failed(address: str, message: str, code: str) -> NoReturn:
-    """Count a wrong credential against the address, then refuse it."""
+    """Count a wrong credential against the address, then refuse it: 429 (uncounted) once the address
+    has had too many, else 401."""
+    _check_failures(address)
     if rate := get_config()["AUTH_FAILURE_LIMIT"]:
         limits.count(f"speech:fail:{address}", rate)
     raise AuthenticationFailed(message, code=code, headers={"WWW-Authenticate": "Bearer"})
@@ -200,6 +206,15 @@ def page_token(request: HttpRequest) -> str | None:
     if not nonce:  # set once: a page view need not write the session again
         nonce = request.session[PAGE_SESSION_KEY] = secrets.token_urlsafe(16)
     return signing.TimestampSigner(salt=PAGE_SALT).sign(nonce)
+
+
+@receiver(user_logged_in, dispatch_uid="speech.security.new_page_nonce")
+def _new_page_nonce(sender: object, request: HttpRequest | None, **kwargs: object) -> None:
+    """A login rotates the session key (``cycle_key``) but keeps the session's data: the page's nonce
+    goes with the old key, so tokens issued before the login (to whoever held that session) stop working."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session.pop(PAGE_SESSION_KEY, None)
 
 
 def _check_page(request: HttpRequest, token: str) -> Literal["valid", "expired", "invalid"]:
@@ -280,7 +295,6 @@ def stream_client(request: HttpRequest) -> Client:
     """The client of a GET /speech/stream: the page's token in ``?token=``, from the page's own browser."""
     token = request.GET.get("token", "")
     address = client_address(request)
-    _check_failures(address)
     _refuse_bad_page(
         request, token, address, ("This stream URL needs the token of the page that made it.", "bad_token")
     )
