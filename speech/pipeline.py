@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from speech import audio, text, timings
@@ -27,6 +27,12 @@ START_GRACE = 1.0
 # The first piece's opening is encoded and sent on its own: encoding a whole second of mp3 or opus
 # takes 10-20 ms, which the listener would otherwise wait for before the first byte.
 OPENING_SECONDS = 0.2
+
+
+class Segmenter(Protocol):
+    def sentences(self, text: str) -> list[str]: ...
+
+    def head(self, sentence: str, max_words: int) -> tuple[str, str]: ...
 
 
 class Voice(Protocol):
@@ -55,10 +61,10 @@ class Listener:
         self.runs_dry = max(self.runs_dry or now, now) + seconds
 
 
-def next_piece(pending: deque[str], lead: float) -> str:
+def next_piece(pending: deque[str], lead: float, head: Callable[[str, int], tuple[str, str]] = text.head) -> str:
     """Take the next piece: a short head when the listener is close to silence, else a sentence."""
     max_words = max(FIRST_PIECE_WORDS, int(lead * WORDS_PER_SECOND_OF_LEAD))
-    piece, rest = text.head(pending.popleft(), max_words)
+    piece, rest = head(pending.popleft(), max_words)
     if rest:
         pending.appendleft(rest)
     return piece
@@ -67,9 +73,13 @@ def next_piece(pending: deque[str], lead: float) -> str:
 class _Words:
     """Turns a piece's marks into words of the input: times in the stream, offsets in ``input``."""
 
-    def __init__(self, input_text: str, normalized: str, origins: list[tuple[int, int]], rate: int) -> None:
+    def __init__(
+        self, input_text: str, normalized: str, origins: list[tuple[int, int]], rate: int, spaced: bool = True
+    ) -> None:
         self.input, self.normalized, self.origins, self.rate = input_text, normalized, origins, rate
         self.cursor = 0  # where the next piece starts in the normalised text
+        # Words end at spaces; False: a voice's own segmenter cuts only between whole words (Japanese).
+        self.spaced = spaced
 
     def of(self, piece: str, voiced: Voiced, samples_before: int) -> list[Word]:
         at = self.normalized.find(piece, self.cursor)
@@ -77,12 +87,12 @@ class _Words:
         marks = list(voiced.marks)
         # A piece cut inside a long word (a script the cutter weighs heavily): the word is the
         # previous piece's, which spoke its start and named all of it.
-        if marks and marks[0].char_start == 0 and at > 0 and not self.normalized[at - 1].isspace():
+        if self.spaced and marks and marks[0].char_start == 0 and at > 0 and not self.normalized[at - 1].isspace():
             marks.pop(0)
         words = []
         for mark in marks:
             first, last = at + mark.char_start, at + mark.char_end
-            if last == end and end < len(self.normalized) and not self.normalized[end].isspace():
+            if self.spaced and last == end and end < len(self.normalized) and not self.normalized[end].isspace():
                 first, last = self._whole_token(first)
             char_start, char_end = self.origins[first][0], self.origins[last - 1][1]
             words.append(
@@ -111,8 +121,10 @@ def stream(
     voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancellation, timeline: Timeline | None = None
 ) -> Iterator[bytes]:
     normalized, origins = text.normalize_mapped(input_text)
-    pending = deque(text.sentences(normalized))
-    words = _Words(input_text, normalized, origins, voice.rate)
+    # A voice may cut its language its own way (Kokoro's Japanese: no spaces); else speech.text's rule.
+    segmenter: Segmenter = getattr(voice, "segmenter", None) or text
+    pending = deque(segmenter.sentences(normalized))
+    words = _Words(input_text, normalized, origins, voice.rate, spaced=segmenter is text)
     encoder = audio.encoder(fmt, voice.rate)
     listener = Listener()
     finished = False
@@ -121,7 +133,7 @@ def stream(
         while pending and not cancel.cancelled:
             with scheduler.slot(listener.deadline, cancel, first=not voiced) as grant:
                 # Sized now, not before the wait: the lead has shrunk while other listeners ran.
-                piece = next_piece(pending, listener.lead())
+                piece = next_piece(pending, listener.lead(), segmenter.head)
                 pieces += 1
                 logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
                 spoken = voice.synthesize(piece, speed, grant, cancel)
