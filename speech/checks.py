@@ -257,3 +257,33 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             id="speech.W003",
         ))  # fmt: skip
     return messages
+
+
+# Wider than this, a "proxy" network holds clients too: they could name any address in X-Forwarded-For.
+BROADEST_PROXY_PREFIX = {4: 8, 6: 32}
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Settings that let any client choose its own address or Host (issue 31 E)."""
+    messages: list[CheckMessage] = []
+    try:
+        trusted = networks(tuple(get_config()["TRUSTED_PROXIES"]))
+    except ValueError:  # a malformed entry is check_settings' error
+        trusted = ()
+    broad = [str(net) for net in trusted if net.prefixlen < BROADEST_PROXY_PREFIX[net.version]]
+    if broad:
+        messages.append(Warning(
+            f"SPEECH['TRUSTED_PROXIES'] trusts {', '.join(broad)}: clients in it can set X-Forwarded-For to any "
+            "address, and so escape every per-address limit and lockout.",
+            hint="List only your reverse proxies' own addresses, e.g. ['127.0.0.1'] or ['10.0.0.5'].",
+            id="speech.W020",
+        ))  # fmt: skip
+    if "*" in settings.ALLOWED_HOSTS:
+        messages.append(Warning(
+            "ALLOWED_HOSTS contains '*': any Host header is accepted, so links the site builds (and cache keys "
+            "a proxy makes from the Host) can point elsewhere.",
+            hint="List the site's own host names (DJANGO_ALLOWED_HOSTS), e.g. ['speech.example.com'].",
+            id="speech.W021",
+        ))  # fmt: skip
+    return messages

@@ -8,7 +8,9 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client, override_settings
 
+from speech.checks import check_deploy_exposure
 from tests.test_auth import page_token
+from tests.test_security import PRODUCTION, check_deploy
 
 LOCKING = {"API_KEYS": ["key-good"], "RATE_LIMIT": None, "AUTH_FAILURE_LIMIT": "10/minute"}
 
@@ -57,3 +59,34 @@ def test_a_login_invalidates_the_page_tokens_issued_before_it() -> None:
     after = page_token(browser)
     assert after
     assert models(browser, X_Speech_Page=after) == 200
+
+
+@pytest.mark.parametrize(
+    ("proxies", "warned"),
+    [
+        (["0.0.0.0/0"], True),
+        (["127.0.0.1", "::/0"], True),
+        (["10.0.0.0/4"], True),
+        (["2001::/16"], True),
+        (["127.0.0.1", "10.0.0.0/8", "2400:cb00::/32", "::1"], False),
+    ],
+)
+def test_deploy_check_warns_of_trusted_proxies_that_cover_clients(proxies: list[str], warned: bool) -> None:
+    with override_settings(SPEECH={"TRUSTED_PROXIES": proxies}, ALLOWED_HOSTS=["speech.example.com"]):
+        ids = [message.id for message in check_deploy_exposure()]
+    assert ids == (["speech.W020"] if warned else [])
+
+
+def test_deploy_check_warns_of_any_host() -> None:
+    with override_settings(ALLOWED_HOSTS=["speech.example.com", "*"]):
+        messages = check_deploy_exposure()
+    assert [message.id for message in messages] == ["speech.W021"]
+    assert "DJANGO_ALLOWED_HOSTS" in (messages[0].hint or "")
+
+
+def test_check_deploy_names_open_proxies_and_hosts() -> None:
+    result = check_deploy({**PRODUCTION, "SPEECH_TRUSTED_PROXIES": "127.0.0.1,0.0.0.0/0", "DJANGO_ALLOWED_HOSTS": "*"})
+    assert result.returncode != 0
+    assert "speech.W020" in result.stderr
+    assert "0.0.0.0/0" in result.stderr
+    assert "speech.W021" in result.stderr
