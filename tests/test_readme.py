@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.host_site.install import build_wheel
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
+from tests.support.docs_site import HOST_BLOCKS, plain_env, reader_site, reader_venv
 from tests.support.readme import Block, readme_blocks
 from tests.support.server import Server, free_port, spawn, stop_server
 
@@ -37,13 +35,6 @@ AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus":
 MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"
 BLOCKS = readme_blocks()
 REPO_BLOCKS = [block for block in BLOCKS if not block.not_run and not block.for_host_site and block.lang != "js"]
-HOST_BLOCKS = [block for block in BLOCKS if not block.not_run and block.for_host_site]
-
-
-def plain_env(**extra: str) -> dict[str, str]:
-    """A reader's shell: none of the variables the tests set for their own servers."""
-    prefixes = ("DJANGO_", "SPEECH_", "OPENAI_", "PYTEST_")
-    return {**{name: value for name, value in os.environ.items() if not name.startswith(prefixes)}, **extra}
 
 
 def wait_until_up(server: Server, path: str) -> Server:
@@ -107,69 +98,19 @@ def test_block_runs_as_pasted(block: Block, repo: Path, make_run: Server) -> Non
 
 @pytest.fixture(scope="module")
 def host_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv for the reader's site: its `pip` installs from the wheel built here and finds the other
-    dependencies already installed (the test venv's site-packages is on its path), so nothing is fetched."""
-    work = tmp_path_factory.mktemp("host")
-    wheel = build_wheel(work)
-    venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    purelib = subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
-    shared = subprocess.check_output([sys.executable, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
-    Path(purelib.decode().strip(), "shared-deps.pth").write_bytes(shared)
-    pip = f'#!/bin/sh\nexec "{sys.executable}" -m pip --disable-pip-version-check --python "{python}" "$@"\n'
-    (venv / "bin" / "pip").write_text(pip)
-    (venv / "bin" / "pip").chmod(0o755)
-    (venv / "wheels").mkdir()
-    wheel.rename(venv / "wheels" / wheel.name)
-    return venv
-
-
-PAGE_VIEW = """
-from django.views.generic import TemplateView
-
-urlpatterns += [path("page/", TemplateView.as_view(template_name="page.html"))]
-"""
+    return reader_venv(tmp_path_factory.mktemp("host"))
 
 
 def test_the_app_installs_into_a_new_site_as_the_readme_says(host_venv: Path) -> None:
-    site = host_venv.parent / "site"
-    site.mkdir()
-    env = plain_env(
-        PATH=f"{host_venv / 'bin'}:{os.environ['PATH']}",
-        PIP_NO_INDEX="1",
-        PIP_FIND_LINKS=str(host_venv / "wheels"),
-        OPENAI_API_KEY="sk-readme-test",  # for the Configuration example
-    )
-    python = str(host_venv / "bin" / "python")
-
-    def run(*command: str) -> str:
-        result = subprocess.run(command, cwd=site, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        return result.stdout
-
-    run(python, "-m", "django", "startproject", "mysite", ".")
-    for block in HOST_BLOCKS:
-        if block.lang == "sh":
-            run("bash", "-euo", "pipefail", "-c", block.code)
-        elif block.host_file:
-            with (site / "mysite" / block.host_file).open("a") as file:
-                file.write("\n" + block.code)
-        else:
-            (site / "templates").mkdir(exist_ok=True)
-            (site / "templates" / "page.html").write_text(f"<!doctype html><title>Page</title>\n{block.code}")
-    with (site / "mysite" / "settings.py").open("a") as file:
-        file.write('\nTEMPLATES[0]["DIRS"] = [BASE_DIR / "templates"]\n')
-    with (site / "mysite" / "urls.py").open("a") as file:
-        file.write(textwrap.dedent(PAGE_VIEW))
-
+    site = reader_site(host_venv, host_venv.parent / "site", OPENAI_API_KEY="sk-readme-test")  # for Configuration
+    run, python, env = site.run, site.python, site.env
     assert run(python, "-c", "import speech; print(speech.__file__)").startswith(str(host_venv))
     run(python, "manage.py", "check", "--fail-level", "WARNING")
     run(python, "manage.py", "migrate", "--noinput")
     port = free_port()
-    log = site / "runserver.log"
+    log = site.root / "runserver.log"
     runserver = [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
-    server = spawn(runserver, site, env, f"http://127.0.0.1:{port}", log)
+    server = spawn(runserver, site.root, env, f"http://127.0.0.1:{port}", log)
     try:
         wait_until_up(server, "/tts/v1/models")
         page = requests.get(f"{server.url}/page/", timeout=60)

@@ -30,13 +30,24 @@ def build_wheel(workdir: Path) -> Path:
     return wheel
 
 
+def shared_deps(work: Path) -> Path:
+    """The shared venv's packages as a folder of links, without this project (`make` installs it there
+    editable): a venv that has this folder on its path finds every dependency, and no `speech`."""
+    deps = work / "shared-deps"
+    deps.mkdir()
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if not entry.name.startswith(("django_speech_stream", "__editable__", "speech")):
+            (deps / entry.name).symlink_to(entry)
+    return deps
+
+
 def venv_with(wheel: Path, venv: Path) -> tuple[Path, Path]:
     """A fresh venv where `pip install django-speech-stream` found the wheel: (its python, its site-packages)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     python = venv / "bin" / "python"
     purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
     site = Path(subprocess.check_output([python, "-c", purelib], text=True).strip())
-    (site / "shared-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    (site / "shared-deps.pth").write_text(f"{shared_deps(venv.parent)}\n")
     install = [*PIP, "--python", python, "install", "--no-deps", "--no-index", "--find-links", wheel.parent]
     subprocess.run([*install, DISTRIBUTION], check=True, timeout=300)
     return python, site

@@ -1,0 +1,143 @@
+"""The host-site guide (docs/host-site.md) followed literally in a new `django-admin startproject` site,
+then served as in production, DEBUG off with collected static files, by gunicorn and by uvicorn with the
+site's own untouched wsgi.py / asgi.py, in Chromium: every file of the widget loads, Speak plays, and the
+first speech request after the server starts is as fast as the rest (the app warms itself at start).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, Response
+
+from tests.support.docs_site import ReaderSite, reader_site, reader_venv
+from tests.support.player import first, log, open_player, poll, wait_for
+from tests.support.procstat import worker_pid
+from tests.support.server import Server, free_port, page_config, spawn, stop_server
+
+PRODUCTION = 'DEBUG = False\nALLOWED_HOSTS = ["127.0.0.1"]\n'
+NO_STATIC_STEP = """
+MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+STATIC_ROOT = None
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+"""
+COMMANDS = {
+    "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
+                 "--no-control-socket"],
+    "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+}  # fmt: skip
+# A warm server's first audio comes in about 0.1 s; one that loads the voice on the first request
+# takes 2.4-4.7 s. A second leaves room for a loaded machine and still tells the two apart.
+WARM_FIRST_AUDIO_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> ReaderSite:
+    work = tmp_path_factory.mktemp("startproject")
+    site = reader_site(reader_venv(work), work / "site", OPENAI_API_KEY="sk-docs-test")  # for Configuration
+    site.append("settings.py", PRODUCTION)
+    site.run(site.python, "manage.py", "check", "--deploy", "--fail-level", "ERROR")
+    site.run(site.python, "manage.py", "collectstatic", "--noinput")
+    return site
+
+
+def serve(site: ReaderSite, kind: str) -> Server:
+    port = free_port()
+    args = [arg.format(port=port) for arg in COMMANDS[kind]]
+    server = spawn([site.python, *args], site.root, site.env, f"http://127.0.0.1:{port}", site.root / f"{kind}.log")
+    deadline = time.monotonic() + 120
+    while True:
+        assert server.process.poll() is None, server.log_text()
+        assert time.monotonic() < deadline, server.log_text()
+        try:
+            if requests.get(f"{server.url}/page/", timeout=2).ok:
+                return server
+        except requests.RequestException:
+            time.sleep(0.2)
+
+
+def idle(pid: int) -> None:
+    """Until the process's CPU time stands still for half a second: whatever it does at start is done."""
+    deadline, before = time.monotonic() + 120, cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - before < 0.01:
+            return
+        before = now
+    raise AssertionError("the server never went idle")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+
+@pytest.fixture(scope="module", params=list(COMMANDS))
+def served(request: pytest.FixtureRequest, site: ReaderSite) -> Iterator[tuple[Server, float]]:
+    """The site under one server, and the seconds its very first speech request took to its first audio."""
+    server = serve(site, request.param)
+    try:
+        pid = worker_pid(server.process.pid) if request.param == "gunicorn" else server.process.pid
+        idle(pid)  # started, and nobody has asked for speech yet
+        body = {"model": "piper", "voice": "alloy", "input": "The first words this server says."}
+        browser = requests.Session()
+        token = page_config(browser, f"{server.url}/page")["pageToken"]
+        started = time.monotonic()
+        with browser.post(
+            f"{server.url}/tts/v1/audio/speech", json=body, headers={"X-Speech-Page": token}, stream=True, timeout=60
+        ) as response:
+            assert response.status_code == 200, response.text
+            next(response.iter_content(chunk_size=None))
+            first_audio = time.monotonic() - started
+        yield server, first_audio
+    finally:
+        stop_server(server)
+
+
+def test_the_first_request_after_start_is_warm(served: tuple[Server, float]) -> None:
+    server, first_audio = served
+    assert first_audio < WARM_FIRST_AUDIO_SECONDS, server.log_text()
+
+
+def test_every_widget_file_loads_and_speak_plays(page: Page, served: tuple[Server, float]) -> None:
+    server, _ = served
+    static: list[Response] = []
+    page.on("response", lambda response: static.append(response) if "/static/" in response.url else None)
+    open_player(page, f"{server.url}/page")
+    page.fill(".sp-text", "A page of a brand new site. It speaks at once.")
+    page.click(".sp-speak")
+    wait_for(page, "ended", "error")
+    events = log(page)
+
+    assert [event for event in events if event["name"] == "error"] == []
+    assert first(events, "ended")["duration"] > 1.5
+    assert page.locator(".sp-load-error").is_hidden()
+    loaded = {response.url.rsplit("/", 1)[1].split(".")[0]: response.status for response in static}
+    assert {"widget", "player", "mse", "session"} <= set(loaded), loaded
+    assert set(loaded.values()) == {200}, loaded
+
+
+def test_a_site_that_serves_no_static_files_is_told(page: Page, site: ReaderSite) -> None:
+    """The site as the README had it before the static step: `check` warns, and the page says why."""
+    settings = site.root / "mysite" / "settings.py"
+    kept = settings.read_text()
+    settings.write_text(kept + NO_STATIC_STEP)
+    try:
+        check = subprocess.run([site.python, "manage.py", "check"], cwd=site.root, env=site.env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert "speech.W013" in check.stdout + check.stderr
+        server = serve(site, "uvicorn")
+        try:
+            page.goto(f"{server.url}/page/")
+            poll(page, "() => !document.querySelector('.sp-load-error').hidden")
+            assert "did not load" in page.locator(".sp-load-error").inner_text()
+        finally:
+            stop_server(server)
+    finally:
+        settings.write_text(kept)
