@@ -199,6 +199,21 @@ def test_a_client_talking_to_a_server_directly_cannot_claim_another_address(topo
     assert "ip:127.0.0.40" in usage_clients(topology, "ip:127.0.0.40")
 
 
+def test_a_request_id_the_client_chose_never_passes_nginx(topology: Topology) -> None:
+    """The servers keep a trusted proxy's X-Request-ID: nginx sets its own, so a client cannot name its
+    request after another one in the logs and usage records (through either server)."""
+    chosen = "req_chosen-by-the-client"
+    ids: dict[str, str] = {}
+    for _ in range(8):  # nginx takes the servers in turn
+        response = client("127.0.0.2").get(f"{topology.url}/v1/models", headers={"X-Request-ID": chosen}, timeout=10)
+        assert response.status_code == 200
+        ids[answered(response)] = response.headers["X-Request-ID"]
+    assert set(ids) == {address(server) for server in topology.servers}
+    for request_id in ids.values():
+        assert request_id != chosen
+        assert re.fullmatch(r"(req_)?[0-9a-f]{32}", request_id), request_id
+
+
 def test_a_cache_entry_made_through_one_server_replays_through_the_other(topology: Topology) -> None:
     text = "Cached by one server behind nginx, replayed by the other."
     with speak(topology.url, "127.0.0.50", text) as made:
