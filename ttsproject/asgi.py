@@ -1,7 +1,8 @@
 """The site under an ASGI server (uvicorn, daphne, hypercorn): ``uvicorn ttsproject.asgi:application``.
 
-Django does not take part in ASGI's lifespan protocol, so the voice and encoders are warmed here, at
-import, which every ASGI server does in each of its worker processes before it accepts a request.
+The app warms its voice and encoders at start in the background by itself (SPEECH["WARM_UP"]); this
+site also waits for it here, at import, which every ASGI server does in each of its worker processes
+before it accepts a request (Django takes no part in ASGI's lifespan protocol).
 """
 
 import os
