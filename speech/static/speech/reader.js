@@ -96,6 +96,16 @@ export class SpeechReader {
     return this.page.text;
   }
 
+  /** Where the live session playing now starts in `text` (its words' offsets count from here). */
+  get offset() {
+    return this.#base;
+  }
+
+  /** The index in `page.sentences` of the sentence read now; -1: none. */
+  get sentence() {
+    return this.#sentence;
+  }
+
   // --- Playing ----------------------------------------------------------------------------------
 
   /** Start reading at `offset` in the text (its sentence), or where the last visit left off. */
@@ -217,7 +227,10 @@ export class SpeechReader {
       if (!document.getSelection()?.isCollapsed) return;
       const caret = caretAt(event.clientX, event.clientY);
       const offset = caret && this.page.offsetAt(caret.node, caret.offset);
-      if (offset !== null && offset !== undefined) this.jump(offset);
+      if (offset === null || offset === undefined) return;
+      this.#following = true; // the visitor is looking there
+      this.controls.following(true);
+      this.jump(offset);
     });
     // The visitor scrolls: the page stops following the sentence read until "back to reading".
     const away = () => {

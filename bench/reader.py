@@ -1,0 +1,154 @@
+"""{% speech_reader %}: click -> first sound on a 10,000-word page, and the highlight's lag behind the audio clock,
+in Chromium, Firefox ESR and WebKitGTK.
+
+Start the site first (`make run`), then: python -m bench.reader [--url http://127.0.0.1:8000] [--runs 5]
+(or `--serve` to start one here, as the tests do). Each run opens the demo page (/read/) afresh, makes its
+article 10,000 words long (its chapters repeated), waits for the reader to mount, and really clicks Listen (a
+trusted click through each engine's automation). First sound is measured in the page, from the click event's
+time stamp to the player's `playing`; it includes reading the page's text (the DOM walk happens on that
+click). The first run of each engine warms up (the voice, the browser's caches) and is not counted.
+
+The lag: for every word heard in the first LISTEN seconds, the audio clock (the path's `played()`) at the
+first animation frame whose speech-word highlight is on that word, minus the word's start on that clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.browser import percentile
+from tests.support.browsers import ENGINES, BrowserPage, launch, wait_for
+
+WORDS = 10_000
+LISTEN = 8.0  # seconds of speech sampled for the lag, per run
+READER = "document.querySelector('[data-speech-reader]').speechReader"
+MOUNTED = f"Boolean({READER.replace('.speechReader', '?.speechReader')}?.voice)"  # and its voice chosen
+
+# The demo article's chapters, repeated until it holds WORDS words.
+LENGTHEN = """((words) => {
+  const article = document.querySelector('#article');
+  const chapters = [...article.querySelectorAll('h2, h2 ~ p')];
+  const count = () => article.textContent.split(/\\s+/).filter(Boolean).length;
+  while (count() < words) article.append(...chapters.map((node) => node.cloneNode(true)));
+  return count();
+})"""
+
+INSTRUMENT = f"""(() => {{
+  const reader = {READER};
+  const player = reader.player;
+  window.bench = {{ lags: [] }};
+  document.querySelector('.sr-play').addEventListener('click', (event) => {{
+    window.bench.clickAt = event.timeStamp;
+    window.bench.trusted = event.isTrusted;
+  }}, true);
+  player.on('playing', (detail) => {{
+    window.bench.playing ??= performance.now();
+    window.bench.path = detail.path;
+  }});
+  player.on('error', (detail) => {{ window.bench.error = detail.message; }});
+  const seen = new Set();
+  const frame = () => {{
+    const session = player.session;
+    const highlight = globalThis.CSS?.highlights?.get('speech-word');
+    const range = highlight && [...highlight][0];
+    if (session?.playback && range) {{
+      const at = reader.page.offsetAt(range.startContainer, range.startOffset) - reader.offset;
+      const word = session.words.find((w) => w.charStart <= at && at < w.charEnd);
+      if (word && !seen.has(word)) {{
+        seen.add(word);
+        window.bench.lags.push((session.playback.played() - word.start) * 1000);
+      }}
+    }}
+    window.bench.frame = requestAnimationFrame(frame);
+  }};
+  window.bench.frame = requestAnimationFrame(frame);
+  return true;
+}})()"""
+
+
+def run_once(page: BrowserPage, url: str) -> dict[str, Any]:
+    page.goto(f"{url}/read/")
+    page.evaluate("localStorage.clear()")  # every run starts at the top
+    words = page.evaluate(f"({LENGTHEN})({WORDS})")
+    wait_for(
+        lambda: page.evaluate(f"Boolean({READER.replace('.speechReader', '?.speechReader')}?.voice)"), 30, "reader"
+    )
+    page.evaluate(INSTRUMENT)
+    page.click(".sr-play")
+    wait_for(lambda: page.evaluate("'playing' in window.bench || 'error' in window.bench"), 60, "first sound")
+    started = time.monotonic()
+    wait_for(lambda: page.evaluate("'error' in window.bench") or time.monotonic() - started > LISTEN, LISTEN + 5, "")
+    result: dict[str, Any] = page.evaluate("window.bench")
+    result["text_chars"] = page.evaluate(f"{READER}.text.length")
+    page.evaluate(f"(cancelAnimationFrame(window.bench.frame), {READER}.stop(), true)")
+    if "error" in result or not result.get("trusted"):
+        raise RuntimeError(f"{page.engine}: {result}")
+    result["ms"] = result["playing"] - result["clickAt"]
+    result["words"] = words
+    return result
+
+
+@contextlib.contextmanager
+def site(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from tests.support.server import start_server, stop_server
+
+    server = start_server(
+        Path(tempfile.mkdtemp(prefix="bench-reader-")), {"DJANGO_SETTINGS_MODULE": "ttsproject.settings"}
+    )
+    try:
+        yield server.url
+    finally:
+        stop_server(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=None, help="a running site (default: http://127.0.0.1:8000)")
+    parser.add_argument("--serve", action="store_true", help="start a site for the run, as the tests do")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    args = parser.parse_args()
+
+    with site(None if args.serve else args.url or "http://127.0.0.1:8000") as url:
+        print(f"{args.runs} runs per engine (after one warm-up) against {url}/read/ made {WORDS:,} words long")
+        print(
+            f"{'engine':<9} {'path':<10} {'click->sound p50/p95 ms':>24} {'highlight lag p50/p95 ms':>25} {'words':>6}"
+        )
+        for engine in args.engines.split(","):
+            browser = launch(engine)
+            try:
+                sounds: list[float] = []
+                lags: list[float] = []
+                paths: set[str] = set()
+                for index in range(args.runs + 1):
+                    page = browser.new_page()
+                    try:
+                        result = run_once(page, url)
+                    finally:
+                        page.close()
+                    if index == 0:
+                        continue  # warm-up
+                    sounds.append(result["ms"])
+                    lags += result["lags"]
+                    paths.add(result["path"])
+                    time.sleep(0.3)
+                sound = f"{percentile(sounds, 0.5):.0f} / {percentile(sounds, 0.95):.0f}"
+                lag = f"{percentile(lags, 0.5):.0f} / {percentile(lags, 0.95):.0f}" if lags else "no highlights"
+                print(f"{engine:<9} {','.join(sorted(paths)):<10} {sound:>24} {lag:>25} {len(lags):>6}")
+            finally:
+                browser.close()
+        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
