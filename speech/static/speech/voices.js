@@ -15,6 +15,7 @@ const SAMPLES = {
   fr: "Bonjour, voici ma voix.",
   he: "שלום, זה הקול שלי.",
   it: "Ciao, questa è la mia voce.",
+  ja: "こんにちは、これが私の声です。",
   nl: "Hallo, dit is mijn stem.",
   pl: "Cześć, to jest mój głos.",
   pt: "Olá, esta é a minha voz.",

@@ -155,7 +155,9 @@ function mount(root) {
     busy(true);
     showTranscript(text.value);
     say("Starting…");
-    player.speak({ input, voice: voice.value, speed: Number(speed.value), path: path.value || null });
+    // A voice of a second local engine (Kokoro) is spoken by its own model; every other by piper, as before.
+    const model = voices.get(voice.value)?.engine === "kokoro" ? "kokoro" : "piper";
+    player.speak({ input, voice: voice.value, speed: Number(speed.value), model, path: path.value || null });
   };
   const halt = () => {
     player.stop();
