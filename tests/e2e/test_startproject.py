@@ -30,6 +30,7 @@ COMMANDS = {
     "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
                  "--no-control-socket"],
     "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mysite.asgi:application"],
 }  # fmt: skip
 # A warm server's first audio comes in about 0.1 s; one that loads the voice on the first request
 # takes 2.4-4.7 s. A second leaves room for a loaded machine and still tells the two apart.

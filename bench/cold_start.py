@@ -1,0 +1,125 @@
+"""Cold start of a host site: the first speech request after the server starts, with the app's warm-up at
+start (SPEECH["WARM_UP"] = "auto", the default) and without it (False).
+
+    .venv/bin/python -m bench.cold_start                  # gunicorn, uvicorn, daphne, runserver; 3 runs each
+    .venv/bin/python -m bench.cold_start --runs 5 --servers uvicorn
+
+The site is the docs' host-site guide followed in a new `startproject` site (tests/support/docs_site.py),
+DEBUG off. For each server and setting, each run starts the server and times, from the moment it first
+answers a page: (a) a speech request sent at once, to its first audio byte; then, in a new server that
+has gone idle after start, (b) the first speech request to its first audio byte. Not a test: it prints
+Markdown for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+from tests.support.docs_site import ReaderSite, reader_site, reader_venv
+from tests.support.procstat import worker_pid
+from tests.support.server import Server, free_port, page_config, spawn, stop_server
+
+COMMANDS = {
+    "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
+                 "--no-control-socket"],
+    "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mysite.asgi:application"],
+    "runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:{port}"],
+}  # fmt: skip
+BODY = {"model": "piper", "voice": "alloy", "input": "The first words this server says."}
+
+
+def serve(site: ReaderSite, kind: str) -> tuple[Server, float]:
+    """The server, and the seconds from its start until it first answered a page."""
+    port = free_port()
+    args = [arg.format(port=port) for arg in COMMANDS[kind]]
+    started = time.monotonic()
+    server = spawn([site.python, *args], site.root, site.env, f"http://127.0.0.1:{port}", site.root / f"{kind}.log")
+    while True:
+        if server.process.poll() is not None or time.monotonic() - started > 120:
+            raise SystemExit(server.log_text())
+        try:
+            if requests.get(f"{server.url}/page/", timeout=2).ok:
+                return server, time.monotonic() - started
+        except requests.RequestException:
+            time.sleep(0.05)
+
+
+def first_audio(server: Server) -> float:
+    browser = requests.Session()
+    token = page_config(browser, f"{server.url}/page")["pageToken"]
+    started = time.monotonic()
+    url = f"{server.url}/tts/v1/audio/speech"
+    with browser.post(url, json=BODY, headers={"X-Speech-Page": token}, stream=True, timeout=120) as response:
+        response.raise_for_status()
+        next(response.iter_content(chunk_size=None))
+    return time.monotonic() - started
+
+
+def idle(pid: int) -> None:
+    before = cpu_seconds(pid)
+    while True:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - before < 0.01:
+            return
+        before = now
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def serving_pid(server: Server, kind: str) -> int:
+    return worker_pid(server.process.pid) if kind == "gunicorn" else server.process.pid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--servers", default=",".join(COMMANDS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        site = reader_site(reader_venv(Path(work)), Path(work) / "site", OPENAI_API_KEY="sk-bench")
+        site.append("settings.py", 'DEBUG = False\nALLOWED_HOSTS = ["127.0.0.1"]\n')
+        site.run(site.python, "manage.py", "collectstatic", "--noinput", "-v", "0")
+        settings = site.root / "mysite" / "settings.py"
+        plain = settings.read_text()
+        print(f"loadavg {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
+        print("| server | WARM_UP | up (s) | first audio, sent at once (s) | first audio, after idle (s) |")
+        print("|---|---|---:|---:|---:|")
+        for kind in args.servers.split(","):
+            for warm in ("auto", False):
+                settings.write_text(plain + f'SPEECH = {{**globals().get("SPEECH", {{}}), "WARM_UP": {warm!r}}}\n')
+                up, at_once, after_idle = [], [], []
+                for _ in range(args.runs):
+                    server, seconds = serve(site, kind)
+                    try:
+                        up.append(seconds)
+                        at_once.append(first_audio(server))
+                    finally:
+                        stop_server(server)
+                    server, _ = serve(site, kind)
+                    try:
+                        idle(serving_pid(server, kind))
+                        after_idle.append(first_audio(server))
+                    finally:
+                        stop_server(server)
+                med = statistics.median
+                print(f"| {kind} | {warm} | {med(up):.2f} | {med(at_once):.2f} | {med(after_idle):.2f} |")
+        settings.write_text(plain)
+
+
+if __name__ == "__main__":
+    main()
