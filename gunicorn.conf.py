@@ -20,6 +20,9 @@ timeout = 60
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
+# The path without its query: the <audio> fallback's GET /speech/stream?input=...&token=... carries the
+# listener's text and page token, which do not belong in logs. Otherwise gunicorn's default format.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl, one path for every gunicorn on the
 # machine (tests and benchmarks start several): nothing here uses it.
 control_socket_disable = True
