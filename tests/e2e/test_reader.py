@@ -339,6 +339,39 @@ def test_the_control_works_from_the_keyboard(engine_page: BrowserPage, site: Ser
     assert page.console_errors() == []
 
 
+IN_VIEW = f"""(() => {{
+  const reader = {READER};
+  const {{ start, end }} = reader.page.sentences[reader.sentence];
+  const rect = reader.page.range(start, end).getBoundingClientRect();
+  return rect.top >= 0 && rect.bottom <= innerHeight;
+}})()"""
+FOLLOW_HIDDEN = "document.querySelector('.sr-follow').hidden"
+FLOATING = "document.querySelector('[data-speech-reader]').classList.contains('is-floating')"
+
+
+def test_scrolling_away_stops_following_and_the_bar_floats(engine_page: BrowserPage, site: Server) -> None:
+    page = engine_page
+    open_reader(page, f"{site.url}/read/")
+    page.click(".sr-play")
+    wait_log(page, lambda entries: any(e["name"] == "word" for e in entries), "the first word")
+    assert page.evaluate(IN_VIEW)
+    assert page.evaluate(FOLLOW_HIDDEN)
+    assert not page.evaluate(FLOATING)
+
+    # The visitor scrolls to the end of the page (a wheel turned, then the page moved).
+    page.evaluate("(dispatchEvent(new WheelEvent('wheel', { deltaY: 500 })), scrollTo(0, document.body.scrollHeight))")
+    wait_for(lambda: not page.evaluate(FOLLOW_HIDDEN), 10, "'back to reading'")
+    wait_for(lambda: page.evaluate(FLOATING), 10, "the floating bar")
+    assert not page.evaluate(IN_VIEW)
+    page.click(".sr-follow")
+    wait_for(lambda: page.evaluate(IN_VIEW), 10, "the sentence read back in view")
+    assert page.evaluate(FOLLOW_HIDDEN)
+    page.evaluate(f"{READER}.stop()")
+    assert not page.evaluate(FLOATING)
+    assert page.evaluate("window.mutations") == []
+    assert page.console_errors() == []
+
+
 def test_a_return_visit_continues_where_the_last_one_stopped(engine_page: BrowserPage, site: Server) -> None:
     page = engine_page
     open_reader(page, f"{site.url}/read/")

@@ -78,12 +78,38 @@ export class SpeechReader {
     });
     this.#listen();
     this.controls.render("idle", { remembered: this.#recall() !== null });
-    // The page changed: read it again before the next start (observing changes nothing).
+    // The text is read from the page while the browser is idle, so that a click does not wait for it; a
+    // change to the page has it read again (observing changes nothing).
     const observer = new MutationObserver(() => {
-      if (this.state === "idle") this.#page = null;
+      if (this.state !== "idle") return;
+      this.#page = null;
+      this.#prepare();
     });
     observer.observe(this.target, { subtree: true, childList: true, characterData: true, attributes: true });
-    this.#signal.addEventListener("abort", () => observer.disconnect());
+    this.#signal.addEventListener("abort", () => {
+      observer.disconnect();
+      if (this.#idle === null) return;
+      if (typeof cancelIdleCallback === "function") cancelIdleCallback(this.#idle);
+      else clearTimeout(this.#idle);
+    });
+    this.#prepare();
+  }
+
+  #idle = null; // the idle callback that will read the page
+
+  #prepare() {
+    if (this.#idle !== null || this.#page) return;
+    const run = () => {
+      this.#idle = null;
+      if (!this.#signal.aborted && !this.#page) this.#page = readText(this.target);
+    };
+    this.#idle =
+      typeof requestIdleCallback === "function" ? requestIdleCallback(run, { timeout: 1000 }) : setTimeout(run, 200);
+  }
+
+  /** The page's text has been read (a start need not read it first). */
+  get prepared() {
+    return this.#page !== null;
   }
 
   /** The text read, walked from the page now if it has changed since. */
@@ -219,6 +245,8 @@ export class SpeechReader {
     player.on("error", ({ message }) => current() && this.#failed(message));
 
     const on = (target, type, fn, options = {}) => target.addEventListener(type, fn, { ...options, signal: this.#signal });
+    // The AudioContext is made as the button goes down: a person's click comes some 100 ms later.
+    on(this.root, "pointerdown", () => player.warm());
     // A click on a word while reading goes to its sentence; links, controls and selections stay the page's.
     on(this.target, "click", (event) => {
       if (this.state === "idle" || event.button !== 0 || event.defaultPrevented) return;
