@@ -15,12 +15,16 @@ status (429, 503, 400) instead of audio, and the source is closed unread.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import contextvars
+import functools
 import json
 import logging
 import math
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +45,8 @@ from speech.usage import Track
 
 logger = logging.getLogger("speech.live")
 
+# Where an async view's response looks up its client and takes its slot (Django's ORM is sync-only).
+_admitting = ThreadPoolExecutor(max_workers=8, thread_name_prefix="speech-live-admit")
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 STREAM_FORMATS = ("audio", "sse")
 
@@ -79,11 +85,11 @@ class SpeechResponse(StreamingHttpResponse):
         request_id = requestid.assign(request)
         try:
             speech = _speech_request(model, voice, response_format, speed, instructions, language, stream_format)
-            client = live_client(request)
-            limits.check_rate(client)
-            engine = engine_for_model(model)
-            with Track(client, speech) as track:
-                stream, reader = _open(engine, speech, source, cancel, wait)
+            opening = functools.partial(_admit, request, speech, source, cancel, wait)
+            if _in_event_loop():  # an async view: the session, the user and usage records are the database's
+                client, track, stream, reader = _admitting.submit(contextvars.copy_context().run, opening).result()
+            else:
+                client, track, stream, reader = opening()
         except SpeechError as error:
             source.discard()
             super().__init__(iter([json.dumps(error.body()).encode()]), content_type="application/json")
@@ -143,6 +149,26 @@ class SpeechResponse(StreamingHttpResponse):
             if not self._source.started:
                 self._source.discard()
         super().close()
+
+
+def _admit(
+    request: HttpRequest, speech: SpeechRequest, source: Source, cancel: Cancellation, wait: float
+) -> tuple[security.Client, Track, SpeechStream, synthesis.Reader]:
+    """Who is listening, within their limits (a stream slot taken), and the stream, not started yet."""
+    client = live_client(request)
+    limits.check_rate(client)
+    engine = engine_for_model(speech.model)
+    with Track(client, speech) as track:
+        stream, reader = _open(engine, speech, source, cancel, wait)
+    return client, track, stream, reader
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def live_client(request: HttpRequest) -> security.Client:

@@ -2,6 +2,10 @@
 
 Tests set ``upstream.behaviour`` (status, time to first byte, interval, drop, hang ...) and read
 ``upstream.exchanges``: what each request carried, when each chunk left, when the client hung up.
+
+It also streams chat completions (``POST /v1/chat/completions`` with ``stream: true``), as OpenAI's
+server-sent events: ``upstream.chat`` says what the model answers, in deltas of ``delta_size``
+characters every ``interval`` seconds (docs/live-text.md's example runs against it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ class Behaviour:
 
 
 @dataclass
+class Chat:
+    reply: str = "The sea is wide. It is deep, and it is cold. Ships cross it every day."
+    delta_size: int = 4
+    interval: float = 0.01
+
+
+@dataclass
 class Exchange:
     """One request as the fake upstream saw it. Times are ``time.monotonic()``."""
 
@@ -53,6 +64,7 @@ class Exchange:
     sent: list[tuple[float, int]] = field(default_factory=list)  # (time a chunk left, end offset)
     finished: float | None = None
     closed_by_client: float | None = None
+    path: str = "/v1/audio/speech"
 
 
 def audio_body(fmt: str) -> bytes:
@@ -67,6 +79,7 @@ class FakeUpstream(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.api_key = api_key
         self.behaviour = Behaviour()
+        self.chat = Chat()
         self.exchanges: list[Exchange] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
         self.stopping = threading.Event()
@@ -98,9 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        exchange = Exchange(dict(self.headers.items()), json.loads(raw or b"{}"), time.monotonic())
+        exchange = Exchange(dict(self.headers.items()), json.loads(raw or b"{}"), time.monotonic(), path=self.path)
         self.server.exchanges.append(exchange)
         behaviour = self.server.behaviour
+        if self.path == "/v1/chat/completions":
+            return self._chat(exchange)
         if self.path != "/v1/audio/speech":
             return self._error(404, f"Invalid URL (POST {self.path})", exchange)
         if behaviour.hang or self._client_left(behaviour.ttfb, exchange):
@@ -168,6 +183,50 @@ class _Handler(BaseHTTPRequestHandler):
             exchange.sent.append((time.monotonic(), offset))
         if behaviour.chunked:
             self.wfile.write(b"0\r\n\r\n")
+        exchange.finished = time.monotonic()
+
+    def _chat(self, exchange: Exchange) -> None:
+        if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            return self._error(401, "Incorrect API key provided.", exchange, code="invalid_api_key")
+        chat = self.server.chat
+        base = {"id": "chatcmpl-fake", "created": 0, "model": exchange.body.get("model", "gpt-4o-mini")}
+        if not exchange.body.get("stream"):
+            body = json.dumps({
+                **base, "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": chat.reply},
+                             "finish_reason": "stop"}],
+            }).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            exchange.finished = time.monotonic()
+            return
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": chat.reply[i : i + chat.delta_size]} for i in range(0, len(chat.reply), chat.delta_size)]
+        events = [{**base, "object": "chat.completion.chunk",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]  # fmt: skip
+        events.append({**base, "object": "chat.completion.chunk",
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        offset = 0
+        for index, data in enumerate([*(json.dumps(event) for event in events), "[DONE]"]):
+            if index and self._client_left(chat.interval, exchange):
+                return
+            frame = f"data: {data}\n\n".encode()
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            except OSError:
+                exchange.closed_by_client = time.monotonic()
+                self.close_connection = True
+                return
+            offset += len(frame)
+            exchange.sent.append((time.monotonic(), offset))
+        self.wfile.write(b"0\r\n\r\n")
         exchange.finished = time.monotonic()
 
     @staticmethod
