@@ -9,7 +9,7 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check fuzz install install-dev browsers services npm lint lint-js bench
+.PHONY: run test check fuzz install install-dev browsers services npm lint lint-js bench docs docs-build
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -76,7 +76,7 @@ $(ESLINT_STAMP): package-lock.json
 lint-js: $(ESLINT_STAMP)
 	node_modules/.bin/eslint $(ESLINT_FLAGS) .
 
-test: install-dev browsers services npm lint-js
+test: install-dev browsers services npm lint-js docs-build
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -102,3 +102,12 @@ lint: install-dev
 
 bench: install-dev
 	$(PY) bench/ttfb.py
+
+# The docs site (mkdocs.yml, docs/): built with warnings as errors by `make test`; `make docs` serves it
+# offline on 127.0.0.1:8001 (no web fonts, no CDN), rebuilding as pages change.
+export NO_MKDOCS_2_WARNING := 1
+docs-build: install-dev
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs: install-dev
+	$(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8001

@@ -1,6 +1,6 @@
-"""Every copy-paste block of the README, run as a reader would paste it.
+"""Every copy-paste block of the README and the docs, run as a reader would paste it.
 
-How blocks are found and marked: tests/support/readme.py. Everything not marked runs, as written,
+Which pages, and how blocks are found and marked: tests/support/readme.py. Everything not marked runs, as written,
 with two substitutions a reader makes without noticing:
 ``127.0.0.1:8000`` is the address of the server under test, and ``mpv`` (a player this machine may
 lack) is a stand-in that keeps what it receives, so the test can check that it was audio.
@@ -28,8 +28,8 @@ import requests
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
 from tests.support.docs_site import HOST_BLOCKS, plain_env, reader_site, reader_venv
-from tests.support.readme import Block, readme_blocks
-from tests.support.server import Server, free_port, spawn, stop_server
+from tests.support.readme import DOCS, OWN_TESTS, Block, readme_blocks
+from tests.support.server import ROOT, Server, free_port, spawn, stop_server
 
 AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus": "opus", ".aac": "aac"}
 MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"
@@ -74,6 +74,13 @@ def test_every_block_is_run_or_says_why_not() -> None:
     assert len(REPO_BLOCKS) >= 4, [str(block) for block in REPO_BLOCKS]
     assert len(HOST_BLOCKS) >= 4, [str(block) for block in HOST_BLOCKS]
     assert all(block.lang in ("sh", "python") for block in REPO_BLOCKS)
+
+
+def test_every_docs_page_has_its_blocks_run() -> None:
+    """A page added to docs/ is either run here (DOCS) or by the tests of what it shows (OWN_TESTS)."""
+    pages = {str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md")}
+    assert pages <= set(DOCS) | set(OWN_TESTS), sorted(pages - set(DOCS) - set(OWN_TESTS))
+    assert all((ROOT / name).exists() for name in DOCS), [name for name in DOCS if not (ROOT / name).exists()]
 
 
 @pytest.mark.parametrize("block", REPO_BLOCKS, ids=str)

@@ -1,5 +1,5 @@
-"""The production topology, for real: Debian's nginx (configured with deploy/nginx.conf, the file the
-README shows) in front of two app servers (gunicorn and uvicorn) sharing a redis-server and a PostgreSQL.
+"""The production topology, for real: Debian's nginx (configured with deploy/nginx.conf, the file
+docs/deploying.md shows) in front of two app servers (gunicorn and uvicorn) sharing a redis-server and a PostgreSQL.
 Clients connect from distinct loopback addresses (127.0.0.2, 127.0.0.3, …), as users on the internet would.
 
 The tests run in file order and the last one kills a server.
@@ -47,13 +47,13 @@ REQUESTS = itertools.count()
 TEXT = "Through nginx, this sentence is spoken while the rest of it is still being made, as it is directly. " * 6
 
 
-README = (ROOT / "README.md").read_text()
-# The environment the README's "Behind nginx" section gives every app server.
-README_ENVIRONMENT = set(re.findall(r"^([A-Z_]+)=", README.split("### Behind nginx")[1].split("```")[1], re.M))
+GUIDE = (ROOT / "docs" / "deploying.md").read_text()
+# The environment the deploying guide's "Behind nginx" section gives every app server.
+GUIDE_ENVIRONMENT = set(re.findall(r"^([A-Z_]+)=", GUIDE.split("\n## Behind nginx")[1].split("```")[1], re.M))
 
 
-def test_the_readme_shows_the_nginx_configuration_the_tests_run() -> None:
-    assert f"```nginx\n{SITE.read_text()}```" in README
+def test_the_deploying_guide_shows_the_nginx_configuration_the_tests_run() -> None:
+    assert f"```nginx\n{SITE.read_text()}```" in GUIDE
 
 
 @dataclass
@@ -89,7 +89,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             "DATABASE_URL": database_url,
             "SPEECH_TRUSTED_PROXIES": "127.0.0.1",
         }
-        assert set(deployment) == README_ENVIRONMENT
+        assert set(deployment) == GUIDE_ENVIRONMENT
         env = {**DEFAULT_LIMITS, **deployment, "SPEECH_CACHE_AUDIO": "1"}
         servers = [start_server(tmp, env)]
         try:

@@ -17,11 +17,34 @@ FENCE = re.compile(
 )
 
 
-# The pages whose blocks the README tests run, in the order a reader follows them (the host-site blocks
-# build one site). The other pages' examples are run by the tests of what they show (docs/live-text.md by
-# tests/test_live_response.py, docs/reader.md by tests/e2e/test_reader.py, docs/kokoro.md by its tests).
+# The pages whose blocks the README tests run, in the order of the docs site's nav (mkdocs.yml), which is
+# the order a reader follows them (the host-site blocks build one site, in this order). The other pages'
+# examples are run by the tests of what they show: OWN_TESTS.
 HOST_GUIDE = "docs/host-site.md"  # every block of it goes into the reader's own site
-DOCS = ["README.md", HOST_GUIDE]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/getting-started.md",
+    HOST_GUIDE,
+    "docs/api.md",
+    "docs/player.md",  # the one ```js block: tests/e2e/test_readme_js.py
+    "docs/voices.md",
+    "docs/configuration.md",
+    "docs/security.md",  # the API key example: also tests/test_auth.py
+    "docs/deploying.md",  # the nginx section: also tests/test_topology.py
+    "docs/performance.md",
+    "docs/troubleshooting.md",
+    "docs/how-it-works.md",
+]
+OWN_TESTS = {
+    "docs/live-text.md": "tests/test_live_response.py",
+    "docs/reader.md": "tests/e2e/test_reader.py",
+    "docs/kokoro.md": "tests/test_kokoro_engine.py",
+    # Pages that show a file of the repository's root (docs/hooks.py), and run logs: no blocks to run.
+    "docs/benchmarks.md": "BENCHMARKS.md",
+    "docs/changelog.md": "CHANGELOG.md",
+    "docs/benchmark-history.md": "BENCHMARKS.md",
+}
 
 
 @dataclass(frozen=True)
