@@ -12,7 +12,7 @@ export const LOOKAHEAD_SECONDS = 25;
 export const MAX_PIECE = 4000;
 // The first piece is the first sentence (sound starts soonest); later ones take the complete
 // sentences there are, up to these lengths (the last repeats).
-const PIECE_LIMITS = [0, 400, 1000, 2000, MAX_PIECE];
+const PIECE_LIMITS = [0, 300, 800, 1500];
 const IN_FLIGHT = 2;
 // A clause with no sentence end yet is asked for after this wait, cut after its last comma (or
 // semicolon, colon, dash) at least CLAUSE_MIN characters in; with no such break, a tail of
@@ -30,7 +30,7 @@ const CHECK_EVERY_MS = 250;
 const SENTENCE_END = /[.!?…]+["'”’)\]]*\s+|\n\s*/g;
 const CLAUSE_END = /[,;:—–]\s+/g;
 // A period after these (or after one letter: "J. Smith", "e.g.") does not end a sentence.
-const ABBREVIATION = /(?:^|[\s("'])(?:[A-Za-z]|Dr|Mr|Mrs|Ms|Mx|Prof|Sr|Jr|St|Mt|vs|etc|e\.g|i\.e|No|Fig|cf)\.$/;
+const ABBREVIATION = /(?:^|[\s("'])(?:[A-Za-z]|Dr|Mr|Mrs|Ms|Mx|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|Fig|cf)\.$/;
 
 /**
  * Where the next piece of `text` from `from` ends (a string index), or -1 when none is ready.

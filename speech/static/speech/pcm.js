@@ -10,7 +10,7 @@ const OPENAI_RATE = 24000;
 
 /** @param {import("./session.js").Session} session */
 export async function playPcm(session) {
-  const rate = Number(session.headers?.get(RATE_HEADER)) || OPENAI_RATE;
+  let rate = null; // read at the first chunk: live text's first response may still be on its way now
   const schedule = new Schedule(session.ctx, session.callbacks);
   session.playback = schedule;
   let carry = null; // an odd trailing byte, completed by the next chunk
@@ -28,6 +28,7 @@ export async function playPcm(session) {
       carry = chunk.slice(-1);
       chunk = chunk.subarray(0, -1);
     }
+    rate ??= Number(session.headers?.get(RATE_HEADER)) || OPENAI_RATE;
     if (chunk.length) schedule.add(toBuffer(session.ctx, chunk, rate));
   }
   schedule.finish();
