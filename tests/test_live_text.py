@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import speech
 from speech import text
 from speech.live.text import Part, Splitter
 
 WORDS = ["Dr.", "e.g.", "3.5", "U.S.", "J.", "end.", "Why?", "Yes!", "so…", "word", "a,", "b;", '"quoted."',
          "(x)", "café", "e\u0301", "👩\u200d💻", "\ud83d", "\ude00", "日本語。", "$5", "1,000", "—", "\u00a0",
          "\u200b"]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
 SEPARATORS = [" ", " ", " ", "  ", "\n", "\r\n", "\t", "\n\n", "", "\u2028"]
 
 
@@ -130,3 +137,16 @@ def test_origins_name_the_characters_as_sent() -> None:
     parts = fed(list(source))
     spans = [source[part.origins[0][0] : part.origins[-1][1]].strip() for part in parts]
     assert spans == ["Cafe\u0301 one.", "Two", "three."]
+
+
+def test_import_speech_stays_cheap_and_the_response_is_there_once_django_is() -> None:
+    script = "import sys, speech; assert 'django' not in sys.modules, sorted(sys.modules); print(speech.__version__)"
+    env = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
+
+    from speech import SpeechResponse
+    from speech.live.response import SpeechResponse as Defined
+
+    assert SpeechResponse is Defined
+    with pytest.raises(AttributeError):
+        speech.NoSuchThing  # noqa: B018
