@@ -1,4 +1,5 @@
-"""The README's JavaScript block, pasted into a module script on the site's page in Chromium."""
+"""The docs' JavaScript block (docs/player.md, the one ```js block of DOCS), pasted into a module script
+on the site's page in Chromium."""
 
 from __future__ import annotations
 
