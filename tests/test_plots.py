@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -36,3 +37,26 @@ def test_every_figure_is_shown() -> None:
     for name in plots.PLOTS:
         assert f"](docs/img/{name})" in benchmarks, name
         assert f"](img/{name})" in performance, name
+
+
+def test_the_results_are_the_tables_numbers() -> None:
+    """bench/results.json holds what BENCHMARKS.md (and the run logs) record, not numbers of its own."""
+    results = json.loads(plots.RESULTS.read_text())
+    benchmarks = (ROOT / "BENCHMARKS.md").read_text()
+    history = " ".join((ROOT / "docs" / "benchmark-history.md").read_text().split())
+    first = results["first_byte"]
+    for n, chars in enumerate(first["chars"]):
+        now = " | ".join(str(first["p50_ms"][fmt][n]) for fmt in plots.FORMATS)
+        before = " / ".join(str(first["p50_ms_before_opening_change"][fmt][n]) for fmt in plots.FORMATS)
+        assert f"| {chars:,} | {now} | {before} |" in benchmarks, chars
+    servers = results["servers"]
+    for n, name in enumerate(servers["servers"]):
+        cells = " | ".join(f"{servers['p50_ms'][fmt][n]} / {servers['p95_ms'][fmt][n]}" for fmt in plots.FORMATS)
+        assert f"| {name} | {cells} |" in benchmarks, name
+    for run in results["capacity"]["runs"]:
+        assert f"{run['largest_without_underrun']}** |" in benchmarks or f"| {run['largest_without_underrun']} |" in (
+            benchmarks
+        ), run["label"]
+        assert f"| {run['theoretical_limit']} |" in benchmarks, run["label"]
+    for run in results["soak"]["runs"]:
+        assert ", ".join(str(mb) for mb in run["rss_mb"][:12]) in history, run["label"]
