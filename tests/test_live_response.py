@@ -244,7 +244,7 @@ def test_one_usage_record_with_the_whole_text(live_servers: Callable[[str], Serv
 
 
 def test_upstream_gets_one_request_per_sentence_pipelined(proxied: Server, fresh: FakeUpstream) -> None:
-    fresh.behaviour = Behaviour(interval=0.005, chunk_size=8192)
+    fresh.behaviour = Behaviour(interval=0.02, chunk_size=8192)  # each sentence's audio takes over a second
     text = "One sentence here. Another one there. And a third."
     response = speak(proxied, source="str", text=text, model="tts-1", format="opus")
     assert response.status_code == 200
