@@ -312,3 +312,50 @@ def test_hanging_up_on_the_documented_view_ends_the_chat_request(proxied: Server
     assert closed is not None, "the chat completion went on after the listener left"
     assert closed - hung_up < 2.0
     assert chat.finished is None
+
+
+class Recorded:
+    """A source that notes whether it was read and closed."""
+
+    def __init__(self) -> None:
+        self.read = self.closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        self.read = True
+        yield "Never spoken."
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"voice": "nobody", "model": "piper"}, "voice"),
+        ({"model": "no-such-model"}, "model"),
+        ({"response_format": "ogg"}, "response_format"),
+        ({"speed": 9.0}, "speed"),
+        ({"stream_format": "json"}, "stream_format"),
+    ],
+)
+def test_a_bad_request_is_an_openai_shaped_error_and_the_source_is_closed_unread(
+    rf: Any, options: dict[str, Any], param: str
+) -> None:
+    from speech import SpeechResponse
+
+    source = Recorded()
+    response = SpeechResponse(source, request=rf.get("/"), **options)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(b"".join(response.streaming_content))["error"]["param"] == param  # type: ignore[arg-type]
+    assert source.closed
+    assert not source.read
+    response.close()
+
+
+def test_a_source_must_be_text() -> None:
+    from speech import SpeechResponse
+
+    with pytest.raises(TypeError):
+        SpeechResponse(42, request=None)  # type: ignore[arg-type]

@@ -86,7 +86,9 @@ class Source:
         self._closed = True
         if self.is_async:
             with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().create_task(self._aclose(self._async_iterator()))
+                task = asyncio.get_running_loop().create_task(self._aclose(self._async_iterator()))
+                _closing.add(task)  # the loop keeps only a weak reference to a task
+                task.add_done_callback(_closing.discard)
                 return
             with contextlib.suppress(Exception):
                 asyncio.run(self._aclose(self._async_iterator()))
@@ -206,3 +208,4 @@ class Source:
 
 
 _DONE = object()
+_closing: set[asyncio.Task[None]] = set()
