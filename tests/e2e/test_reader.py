@@ -462,6 +462,36 @@ def test_destroy_removes_every_highlight_and_listener(engine_page: BrowserPage, 
     assert page.console_errors() == []
 
 
+WITHOUT_HIGHLIGHTS = """(async () => {
+  const old = document.querySelector('[data-speech-reader]').speechReader;
+  const player = { endpoint: old.player.endpoint, voicesUrl: old.player.voicesUrl };
+  old.destroy();
+  const { SpeechReader } = await import(%s);
+  const Highlight = window.Highlight;
+  window.Highlight = undefined;  // as in a browser without the API
+  const root = document.querySelector('[data-speech-reader]');
+  window.bare = new SpeechReader({ root, target: old.selector, voice: 'alloy', player });
+  window.Highlight = Highlight;
+  window.bareWords = [];
+  window.bare.player.on('word', (w) => w.index >= 0 && window.bareWords.push(CSS.highlights.has('speech-word')));
+  return window.bare.highlighter.supported;
+})()"""
+
+
+def test_reads_without_marks_where_the_highlight_api_is_missing(engine_page: BrowserPage, site: Server) -> None:
+    page = engine_page
+    open_reader(page, f"{site.url}/read/")
+    assert page.evaluate(WITHOUT_HIGHLIGHTS % json.dumps(f"{site.url}/static/speech/reader.js")) is False
+    page.click(".sr-play")
+    wait_for(lambda: len(page.evaluate("window.bareWords")) >= 3, 60, "three words")
+    assert page.evaluate("window.bare.state") == "playing"
+    marks = page.evaluate("window.bareWords")  # for each word heard: was anything marked?
+    assert not any(marks)
+    page.evaluate("window.bare.destroy()")
+    assert page.evaluate("window.mutations") == []
+    assert page.console_errors() == []
+
+
 def test_the_page_under_the_site_csp_carries_the_nonce(site: Server) -> None:
     import requests
 
