@@ -20,7 +20,7 @@ import importlib.resources
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from speech.cancellation import Cancellation, Cancelled
 from speech.engines import kokoro_text
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
-from speech.scheduler import Grant, scheduler
+from speech.scheduler import Grant
 from speech.timings import Mark, Phone, Voiced
 from speech.voices import Installed, Voice, default_aliases
 
@@ -127,16 +127,16 @@ def _session(model: bytes | str, threads: int) -> onnxruntime.InferenceSession:
 
 @dataclass
 class Model:
-    """The model, loaded: a wide session (every core, for a lone stream) and narrow ones per slot, made
-    when first needed; the vocabulary and the graph's input types."""
+    """The model, loaded: one session on every core, shared by every stream (ONNX Runtime runs a
+    session from several threads at once); the vocabulary and the graph's input types.
 
-    data: bytes | str
+    One session, not piper's wide one plus one per slot: each session held ~100 MB more, and at
+    about one core-second per second of audio Kokoro serves a listener or two per 2 cores anyway."""
+
     timed: bool
     tokenizer: Tokenizer
     dtypes: dict[str, Any]
-    wide: onnxruntime.InferenceSession
-    narrow: dict[int, onnxruntime.InferenceSession] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    session: onnxruntime.InferenceSession
 
     @classmethod
     def load(cls) -> Model:
@@ -148,16 +148,8 @@ class Model:
         data = patched.SerializeToString() if timed else str(path)
         del patched
         vocab = _json(_data().joinpath("vocab.json").read_text(encoding="utf-8"))["vocab"]
-        wide = _session(data, os.cpu_count() or 1)
-        return cls(data, timed, Tokenizer(vocab=vocab), input_dtypes(wide), wide)
-
-    def session(self, grant: Grant) -> onnxruntime.InferenceSession:
-        if grant.alone:
-            return self.wide
-        with self.lock:
-            if grant.slot not in self.narrow:
-                self.narrow[grant.slot] = _session(self.data, max(1, (os.cpu_count() or 1) // scheduler.slots))
-            return self.narrow[grant.slot]
+        session = _session(data, os.cpu_count() or 1)
+        return cls(timed, Tokenizer(vocab=vocab), input_dtypes(session), session)
 
     def run(self, tokens: list[int], style: Any, speed: float, grant: Grant, cancel: Cancellation) -> tuple[Any, Any]:
         """Audio (float32) and, when the graph has them, frame durations of ``[pad, *tokens, pad]``."""
@@ -167,9 +159,14 @@ class Model:
             "speed": np.array([speed], dtype=self.dtypes.get("speed", np.float32)),
         }
         options = onnxruntime.RunOptions()
+        if not grant.first:
+            # The run's activations (~300 MB for 12 s of audio) go back when it ends: ~5 % more CPU,
+            # against an arena that would keep its largest run (and one per concurrent run) for good.
+            # A listener's first audio leaves it to the next run.
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
             try:
-                outputs = self.session(grant).run(None, feeds, options)
+                outputs = self.session.run(None, feeds, options)
             except Exception:
                 if cancel.cancelled:
                     raise Cancelled from None
@@ -391,9 +388,7 @@ class KokoroEngine(Engine):
     def warm_up(self) -> None:
         if not self.warm:
             return
-        voice = self.resolve(self.voices()[0])
-        for grant in (Grant(slot=0, alone=True), *(Grant(slot=i, alone=False) for i in range(scheduler.slots))):
-            voice.synthesize("こんにちは。", 1.0, grant, Cancellation())
+        self.resolve(self.voices()[0]).synthesize("こんにちは。", 1.0, Grant(slot=0, alone=True), Cancellation())
         logger.info("kokoro warmed up")
 
     def speak(self, request: SpeechRequest, cancel: Cancellation) -> SpeechStream:

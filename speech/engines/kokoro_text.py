@@ -18,9 +18,10 @@ LOCK = threading.Lock()
 
 _SENTENCE_END = re.compile(r"[。！？!?…]+[」』）)\"'”’\]]*|[.](?=\s)")
 _CLAUSE = frozenset("、，,;；:：")
-# A sentence longer than this many characters is cut (at 、 or a word boundary): ~2-3 phonemes a
-# character keep it well inside the model's 510 tokens.
-MAX_SENTENCE_CHARS = 120
+# A sentence longer than this many characters is cut (at 、 or a word boundary): at ~2-3 phonemes a
+# character a piece stays far inside the model's 510 tokens, near 8 s of audio, and its run's
+# activations near 200 MB (they grow with the audio: ~300 MB for 12 s).
+MAX_SENTENCE_CHARS = 60
 # Japanese tokens per word of the pipeline's budget: the tokenizer splits particles and endings off
 # ("説明 を 始め ます"), so a "word" of English weighs about two of them.
 TOKENS_PER_WORD = 2
