@@ -7,9 +7,10 @@ Without --url a server is started as the tests start one (gunicorn, production s
 opens the page afresh and clicks a button that starts `player.live()`; a stand-in for a model then
 writes the first sentence word by word (40 ms apart), and the rest at 25 words a second (faster than
 speech), and ends. "first sound" is the player's `playing` event minus the moment the first
-sentence's last word (with its space) was written. "gap" is the widest silence where one response
-meets the next, on the path's own clock: for MSE the time the element stood `waiting` there (its
-buffered audio is one range), for the Web Audio paths the space between the buffers scheduled there.
+sentence's last word (with its space) was written; "first byte" is the player's `firstbyte` event
+minus the same moment. "gap" is the widest silence where one response meets the next, on the
+path's own clock: for MSE the time the element stood `waiting` there (its buffered audio is one
+range), for the Web Audio paths the space between the buffers scheduled there.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ HARNESS = """async ([first, rest, path]) => {
   const audio = player.audio;
   const log = window.benchLog = [];
   const note = (name, detail = {}) => log.push({ name, at: performance.now(), ...detail });
-  for (const name of ['playing', 'ended', 'error']) player.on(name, (detail) => note(name, detail));
+  for (const name of ['firstbyte', 'playing', 'ended', 'error']) player.on(name, (detail) => note(name, detail));
   audio.addEventListener('waiting', () => note('waiting', { t: audio.currentTime }));
   audio.addEventListener('playing', () => note('resumed', { t: audio.currentTime }));
   window.benchBuffers = [];
@@ -60,7 +61,7 @@ HARNESS = """async ([first, rest, path]) => {
       await pause(40);
       live.write(word);
     }
-    note('first sentence');
+    note('first sentence', { requests: live.requests.length });
     for (const word of rest.split(/(?<= )/)) {
       await pause(40);
       live.write(word);
@@ -94,7 +95,7 @@ def boundary_gap(path: str, log: list[dict[str, Any]], buffers: list[dict[str, A
     return widest
 
 
-def run(page: Page, url: str, path: str) -> tuple[float, float, int]:
+def run(page: Page, url: str, path: str) -> tuple[float, float, float, int]:
     page.goto(f"{url}/")
     poll(page, "() => Boolean(document.querySelector('#speech-player-config'))")
     page.evaluate(HARNESS, [FIRST, REST, path])
@@ -105,9 +106,12 @@ def run(page: Page, url: str, path: str) -> tuple[float, float, int]:
         raise RuntimeError(f"the player reported an error: {errors[0]}")
     written = next(entry["at"] for entry in log if entry["name"] == "first sentence")
     sound = next(entry["at"] for entry in log if entry["name"] == "playing")
+    byte = next(entry["at"] for entry in log if entry["name"] == "firstbyte")
+    if next(entry["requests"] for entry in log if entry["name"] == "first sentence") != 1:
+        raise RuntimeError("the first sentence was not asked for as soon as it was written")
     starts = page.evaluate("window.benchLive.requests.map((r) => r.start)")
     gap = boundary_gap(path, log, page.evaluate("window.benchBuffers"), starts)
-    return sound - written, gap * 1000, len(starts)
+    return sound - written, byte - written, gap * 1000, len(starts)
 
 
 def main() -> None:
@@ -127,22 +131,29 @@ def main() -> None:
         url = server.url
     try:
         print(f"{args.runs} runs per path against {url}; milliseconds, p50 / p95 (max)")
-        print(f"{'path':<11}{'sentence->sound':>24}{'gap between sentences':>26}{'requests':>10}")
+        header = ["sentence->sound", "sentence->first byte", "gap between sentences"]
+        print(f"{'path':<11}" + "".join(f"{name:>24}" for name in header) + f"{'requests':>10}")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             for path in args.paths.split(","):
                 sounds: list[float] = []
+                bytes_: list[float] = []
                 gaps: list[float] = []
                 pieces: list[int] = []
                 for _ in range(args.runs):
                     context = browser.new_context()
-                    sound, gap, count = run(context.new_page(), url, path)
+                    sound, byte, gap, count = run(context.new_page(), url, path)
                     context.close()
                     sounds.append(sound)
+                    bytes_.append(byte)
                     gaps.append(gap)
                     pieces.append(count)
-                cells = [f"{percentile(v, 0.5):.0f} / {percentile(v, 0.95):.0f} ({max(v):.0f})" for v in (sounds, gaps)]
-                print(f"{path:<11}{cells[0]:>24}{cells[1]:>26}{json.dumps(sorted(set(pieces))):>10}")
+                cells = [
+                    f"{percentile(v, 0.5):.0f} / {percentile(v, 0.95):.0f} ({max(v):.0f})"
+                    for v in (sounds, bytes_, gaps)
+                ]
+                counts = json.dumps(sorted(set(pieces)))
+                print(f"{path:<11}" + "".join(f"{cell:>24}" for cell in cells) + f"{counts:>10}")
             browser.close()
     finally:
         if server is not None:

@@ -17,6 +17,7 @@
 // LOOKAHEAD_SECONDS (25) of audio lie ahead: a whole page may be written at once. live.requested: the
 // text before this index was asked for; live.requests: {from, to, start, end} per request.
 // player.pause() / player.resume() / player.paused work for speak() and live() on every path.
+// download() has nothing for live text (its audio is not kept: a page may be read for an hour).
 // This module chooses a path and runs the session; each path plays in its own module:
 // mse.js (MP3 through MediaSource), webcodecs.js (Ogg Opus through WebCodecs), pcm.js (Web Audio),
 // element.js (a progressive <audio> on a GET URL).
@@ -193,6 +194,7 @@ export class SpeechPlayer {
     this.warm(); // still inside the click, if there is one
     const session = this.startSession(t0, null, null);
     this.request = null; // seek() is speak()'s
+    this.received = null; // a page read for an hour is not kept: download() has nothing for live text
     let bytes = 0;
     const live = new LiveText({
       session,
@@ -219,7 +221,6 @@ export class SpeechPlayer {
         if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' cannot play live text in this browser.`);
         if (session.signal.aborted) return;
         session.path = chosen;
-        this.received.format = PATHS[chosen];
         live.start(PATHS[chosen]);
         session.chunks = (async function* () {
           yield* live.chunks();
@@ -356,7 +357,7 @@ export class SpeechPlayer {
           if (onBytes) onBytes(chunk.length);
           else if (bytes === 0) session.callbacks.onFirstByte();
           bytes += chunk.length;
-          this.received.chunks.push(chunk);
+          this.received?.chunks.push(chunk);
           yield chunk;
         }
       }
@@ -394,7 +395,8 @@ export class SpeechPlayer {
     if (this.session) this.end(this.session);
   }
 
-  // What was received so far, as a File (null when nothing was, or the <audio> element fetched it).
+  // What was received so far, as a File (null when nothing was, the <audio> element fetched it,
+  // or it was live text: its audio is not kept).
   download() {
     if (!this.received?.chunks.length) return null;
     const { chunks, format } = this.received;
