@@ -2,12 +2,17 @@
 
 Under gunicorn one thread per process polls the client sockets of open streams. Under ASGI there
 is no socket to poll: Django cancels the response's task on ``http.disconnect`` (see ``asgi.py``).
+
+A listener that stops reading is dropped ``STALL_TIMEOUT`` seconds after the socket stopped taking
+data (``drop_stalled``), with one log line. The socket's send buffer is kept small
+(``security.limit_stalls``): the kernel's own would grow to megabytes and hide a stall for minutes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import threading
 import time
@@ -16,10 +21,14 @@ from collections.abc import Iterator
 from django.http import HttpRequest
 
 from speech.cancellation import Cancellation
+from speech.conf import get_config
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+# What is handed to the server at a time once the socket is writable: well under the free space a
+# writable socket has (a third of its send buffer, security.STALL_SEND_BUFFER).
+WRITE_SLICE = 8 * 1024
 
 
 def client_socket(request: HttpRequest) -> socket.socket | None:
@@ -35,6 +44,44 @@ def peer_closed(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+def writable(sock: socket.socket, seconds: float, cancel: Cancellation) -> bool:
+    """Whether ``sock`` takes more data within ``seconds`` (or fails, or the stream is cancelled: the
+    next write says so); False when the listener has read nothing for that long."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if poller.poll(max(0, min(remaining, 0.25)) * 1000) or cancel.cancelled:
+            return True
+        if remaining <= 0:
+            return False
+
+
+def drop_stalled(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
+    """``chunks``, each handed on once the client's socket can take it; a listener that reads nothing
+    for ``STALL_TIMEOUT`` seconds ends its stream there: one log line, the connection shut."""
+    sock = client_socket(request)
+    try:
+        if sock is None:
+            yield from chunks
+            return
+        seconds: float = get_config()["STALL_TIMEOUT"]
+        for chunk in chunks:
+            # In slices that a writable socket takes at once: the server's write never waits out its
+            # send timeout (SO_SNDTIMEO, the last resort: a traceback per stream).
+            for start in range(0, len(chunk), WRITE_SLICE):
+                if not writable(sock, seconds, cancel):
+                    logger.warning("listener read nothing for %g s: stream dropped", seconds)
+                    cancel.cancel()
+                    with contextlib.suppress(OSError):  # the server's last write then fails quietly (EPIPE)
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+                yield chunk if len(chunk) <= WRITE_SLICE else chunk[start : start + WRITE_SLICE]
+    finally:
+        getattr(chunks, "close", lambda: None)()
 
 
 class HangupWatcher:

@@ -21,7 +21,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from speech import asgi, audio, audio_cache, security, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
-from speech.hangup import watcher
+from speech.hangup import drop_stalled, watcher
 from speech.usage import Track
 
 PCM_RATE_HEADER = "X-Speech-Sample-Rate"
@@ -72,7 +72,7 @@ def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation, ow
 
 def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
     with watcher.watch(request, cancel):
-        yield from chunks
+        yield from drop_stalled(chunks, request, cancel)
 
 
 def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:

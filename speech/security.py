@@ -36,6 +36,7 @@ PAGE_HEADER = "X-Speech-Page"
 PAGE_SALT = "speech.page"
 PAGE_SESSION_KEY = "speech_page"
 PUBLIC_SCOPE = "public"
+STALL_SEND_BUFFER = 64 * 1024  # ~1.3 s of pcm, 16 s of 32 kbit/s mp3: far more than a network path needs here
 _RENEWED = "speech_renewed_page_token"  # the request attribute that carries a fresh token to the answer
 
 
@@ -313,6 +314,9 @@ def limit_stalls(request: HttpRequest) -> None:
         with contextlib.suppress(OSError):
             timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+            # A fixed, small send buffer: the kernel's grows to megabytes, which an unread stream fills
+            # for minutes before a write would wait (hangup.drop_stalled counts from then).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALL_SEND_BUFFER)
 
 
 class ContentSecurityPolicyMiddleware:
