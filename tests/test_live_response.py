@@ -121,7 +121,7 @@ def test_first_audio_leaves_before_the_last_fragment(live: Server, tmp_path: Pat
     taken = events(log)
     went = next(event for event in taken if "went" in event)
     assert went["went"], "the source waited a minute for the first audio byte: the response held the audio back"
-    first_sentence_end = next(event["t"] for event in taken if event.get("taken") == _fragment_index(TEXT, "map,"))
+    first_sentence_end = next(event["t"] for event in taken if event.get("taken") == _fragment_index(TEXT, "one."))
     assert first_sentence_end < first_byte < went["t"]
     assert any("end" in event for event in taken)
     # All of it, as long as the whole text spoken at once.
