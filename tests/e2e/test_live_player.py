@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Playwright
+from playwright.sync_api import Page, Playwright
 
 from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
 from tests.support.server import Server
@@ -290,3 +290,41 @@ def test_the_live_answer_demo_speaks_as_the_answer_streams_in(engine: Browser, s
         assert not page.crashed()
     finally:
         page.close()
+
+
+CUTS = """async (cases) => {
+    const { nextCut } = await import('/static/speech/live.js');
+    return cases.map(([text, from, limit, ended, waited]) => nextCut(text, from, { limit, ended, waited }));
+}"""
+
+
+def test_pieces_are_cut_at_sentence_ends(page: Page, site: Server) -> None:
+    """live.js's nextCut, in Chromium: where the next piece of the written text ends (-1: not yet)."""
+    page.goto(f"{site.url}/")
+    text = "Dr. Smith paid $5, e.g. for a book. The second one follows! Third? Yes"
+    clause = "This clause runs on for quite a while without an end, and then it goes on"
+    tail = "word " * 60 + "unfinish"
+    huge = "a " * 3000
+    cases = [
+        (text, 0, 0, False, False),  # the first sentence only ("Dr." and "e.g." end none)
+        (text, 36, 300, False, False),  # the complete sentences there are, up to the limit
+        (text, 36, 10, False, False),  # one sentence at least, whatever the limit
+        (text, 67, 300, False, False),  # an unended tail waits
+        (text, 67, 300, True, False),  # ... until end()
+        (clause, 0, 0, False, False),  # a long clause waits
+        (clause, 0, 0, False, True),  # ... until the wait is over: cut after its comma
+        (tail, 0, 0, False, True),  # no comma: a long tail goes to its last whole word
+        (huge + ".", 0, 0, False, False),  # never more than 4,000 characters, cut at a space
+        ("Line one\nLine two", 0, 0, False, False),  # a line break ends a sentence
+    ]
+    cuts = page.evaluate(CUTS, [list(case) for case in cases])
+    assert cuts[0] == text.index("The second")
+    assert cuts[1] == text.index("Yes")
+    assert cuts[2] == text.index("Third")
+    assert cuts[3] == -1
+    assert cuts[4] == len(text)
+    assert cuts[5] == -1
+    assert clause[: cuts[6]] == "This clause runs on for quite a while without an end, "
+    assert tail[: cuts[7]] == "word " * 60
+    assert cuts[8] == 4000
+    assert cuts[9] == len("Line one\n")
