@@ -43,7 +43,7 @@ def voice(engine: KokoroEngine) -> KokoroVoice:
 
 
 def events(response: requests.Response) -> list[dict[str, Any]]:
-    return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith(b"data: ")]
+    return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith(b"data: {")]
 
 
 def test_installed_beside_piper_with_its_japanese_voices(engine: KokoroEngine, client: Client) -> None:
@@ -90,7 +90,10 @@ def test_unknown_voice_is_an_openai_shaped_400(client: Client, engine: KokoroEng
 
 def test_japanese_is_cut_between_whole_words() -> None:
     assert kokoro_text.sentences(TEXT) == ["今日はいい天気です。", "説明を始めます。", "東京タワーは333メートルです。"]
-    long = "とても長い文章を書いてみると、どこで切れるのかが分かるでしょう。"
+    # A listener with nothing to hear yet gets the opening clause; later, with audio in hand, all of it.
+    assert kokoro_text.head("こんにちは、すぐに始まります。", 3) == ("こんにちは、", "すぐに始まります。")
+    assert kokoro_text.head("こんにちは、すぐに始まります。", 10) == ("こんにちは、すぐに始まります。", "")
+    long = "とても長い文章を書いてみると次の行まで続いてしまうのでどこで切れるのかが分かるでしょう。"
     head, rest = kokoro_text.head(long, 3)
     assert head + rest == long
     assert head == "とても長い文章を書いて"  # whole words, never a word cut in two

