@@ -150,3 +150,14 @@ def test_import_speech_stays_cheap_and_the_response_is_there_once_django_is() ->
     assert SpeechResponse is Defined
     with pytest.raises(AttributeError):
         speech.NoSuchThing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("pending", "ends"),
+    [("Hello there.", True), ('He said "stop."', True), ("Why?", True), ("Dr.", False), ("It cost 3.", False),
+     ("e.g.", False), ("U.S.", False), ("a word", False), ("line one\nJ.", False), ("", False)],
+)  # fmt: skip
+def test_text_that_ends_as_a_sentence_would(pending: str, ends: bool) -> None:
+    splitter = Splitter()
+    splitter.feed(pending)
+    assert splitter.ends_sentence() is ends

@@ -38,6 +38,9 @@ logger = logging.getLogger("speech.live")
 
 # How long an unfinished sentence may keep a listener who has run out of audio waiting for its end.
 WAIT = 0.75
+# How long text that ends as a sentence would ("sea.") waits for the character that settles it when
+# the listener has run out of audio: an LLM's next token is usually there well before this.
+SETTLE = 0.05
 AHEAD = 2  # upstream requests open at once: the one playing and the next
 SILENCE_SECONDS = 0.2  # what a source with nothing to say gives: a valid, short stream
 _opening = ThreadPoolExecutor(max_workers=64, thread_name_prefix="speech-live-upstream")
@@ -51,6 +54,7 @@ class Reader:
         self.splitter = Splitter()
         self.ended: Ended | None = None
         self._since = 0.0  # when the unfinished text began to wait
+        self._last = 0.0  # when the last fragment came
 
     @property
     def text(self) -> str:
@@ -71,7 +75,10 @@ class Reader:
             if self.splitter.pending:
                 # A sentence slow to end is cut when the listener is about to run dry (or never had audio).
                 runs_dry = self.listener.runs_dry
-                deadline = max(self._since + self.wait, (runs_dry or 0.0) - self.wait)
+                wait = self._since + self.wait
+                if self.splitter.ends_sentence():
+                    wait = min(wait, self._last + SETTLE)
+                deadline = max(wait, (runs_dry or 0.0) - self.wait)
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     if part := self._taken(self.splitter.cut()):
@@ -106,8 +113,9 @@ class Reader:
         if isinstance(item, Ended):
             self.ended = item
             return
+        self._last = time.monotonic()
         if not self.splitter.pending:
-            self._since = time.monotonic()
+            self._since = self._last
         self.splitter.feed(item)
 
 

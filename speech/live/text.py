@@ -96,6 +96,16 @@ class Splitter:
             start = end
         return self._give(normalized, origins, line_start + start, sentences)
 
+    def ends_sentence(self) -> bool:
+        """Whether the pending text ends as a sentence would ("end.", not "Dr." or "3."), though the next
+        character, which would settle it, has not come yet."""
+        normalized = text.normalize(self._pending)
+        tail = normalized[normalized.rfind("\n") + 1 :]
+        punctuation = _PUNCTUATED.search(tail)
+        if punctuation is None or text._is_abbreviation(tail, len(tail.rstrip("\"'”’)]"))):
+            return False
+        return not tail[: punctuation.start()][-1:].isdigit()
+
     def cut(self) -> Part | None:
         """The unfinished sentence up to its last clause end, else its last complete word (else all)."""
         part = self.take()
