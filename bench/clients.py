@@ -70,7 +70,7 @@ def openai_sse(site: Server) -> float:
         model="tts-1", voice="alloy", input=TEXT, response_format="pcm", stream_format="sse"
     ) as response:
         for line in response.iter_lines():
-            if line.startswith("data: ") and base64.b64decode(json.loads(line[6:]).get("audio", "")):
+            if line.startswith("data: {") and base64.b64decode(json.loads(line[6:]).get("audio", "")):
                 return time.perf_counter() - start
     raise RuntimeError("no audio event")
 

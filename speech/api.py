@@ -88,7 +88,7 @@ def list_voices(request: HttpRequest) -> dict[str, Any]:
     for alias in dict.fromkeys(get_config()["MODELS"].values()):
         engine = get_engine(alias)
         voices += [{"name": voice["id"], "engine": alias, **voice} for voice in engine.describe()]
-    return {"data": voices}
+    return {"data": voices, "voices": voices}
 
 
 @router.get("/models", response=schemas.ModelList, summary="List models")

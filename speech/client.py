@@ -98,7 +98,7 @@ def _events(received: Iterator[bytes], words: list[Word]) -> Iterator[bytes]:
         pending += data
         *events, pending = pending.split(b"\n\n")
         for event in events:
-            if not event.startswith(b"data: "):
+            if not event.startswith(b"data: ") or event == b"data: [DONE]":  # OpenAI's end of stream
                 continue
             fields = json.loads(event[6:])
             if fields["type"] == "speech.word":

@@ -25,6 +25,9 @@ from speech.hangup import drop_stalled, watcher
 from speech.usage import Track
 
 PCM_RATE_HEADER = "X-Speech-Sample-Rate"
+# What ends OpenAI's speech SSE after speech.audio.done (recorded from api.openai.com in openai-dotnet's
+# tests, GenerateSpeechTests/StreamingSpeechWorks.json); clients that stop at it stop here too.
+SSE_DONE = b"data: [DONE]\n\n"
 
 
 def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
@@ -89,6 +92,7 @@ def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.T
     output_tokens = math.ceil(sent / 1000)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     yield _sse({"type": "speech.audio.done", "usage": usage})
+    yield SSE_DONE  # as OpenAI's own stream ends
 
 
 def _sse(event: dict[str, Any]) -> bytes:

@@ -77,6 +77,7 @@ class Voice(Schema):
 class VoiceList(Schema):
     object: Literal["list"] = "list"
     data: list[Voice]
+    voices: list[Voice]  # the same list: Open WebUI reads "voices" (with "id" and "name")
 
 
 class Model(Schema):

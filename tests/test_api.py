@@ -86,7 +86,9 @@ def test_speed_changes_duration(server: Server) -> None:
 def test_sse_events_carry_the_audio(each_server: Server) -> None:
     response = each_server.post_speech(input=SHORT, stream_format="sse")
     assert response.headers["Content-Type"] == "text/event-stream"
-    events = [json.loads(line[len("data: ") :]) for line in response.text.split("\n") if line.startswith("data: ")]
+    lines = [line for line in response.text.split("\n") if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"  # after speech.audio.done, as OpenAI's stream ends
+    events = [json.loads(line[len("data: ") :]) for line in lines[:-1]]
     deltas = [event for event in events if event["type"] == "speech.audio.delta"]
     assert len(deltas) >= 2
     assert events[-1]["type"] == "speech.audio.done"

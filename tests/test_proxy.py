@@ -328,7 +328,8 @@ def test_long_text_as_sse_ends_with_one_done_event(proxy: Server, upstream: Fake
     assert response.headers["Content-Type"] == "text/event-stream"
     assert [exchange.body.get("stream_format") for exchange in upstream.exchanges] == [None, None]
     assert sum('"speech.audio.done"' in event for event in events) == 1
-    assert events[-1].startswith('data: {"type": "speech.audio.done"')
+    assert events[-2].startswith('data: {"type": "speech.audio.done"')
+    assert events[-1] == "data: [DONE]"  # as OpenAI's own stream ends
 
 
 def test_openai_client_streams_through_us(proxy: Server, upstream: FakeUpstream) -> None:

@@ -18,7 +18,7 @@ BYTES_PER_SECOND = 48_000  # pcm: s16le 24 kHz mono
 def events(response: requests.Response) -> list[dict[str, Any]]:
     found = []
     for line in response.iter_lines():
-        if line.startswith(b"data: "):
+        if line.startswith(b"data: ") and line != b"data: [DONE]":
             found.append(json.loads(line[6:]))
     return found
 

@@ -346,7 +346,7 @@ export class SpeechPlayer {
         while ((end = pending.indexOf("\n\n")) >= 0) {
           const line = pending.slice(0, end);
           pending = pending.slice(end + 2);
-          if (!line.startsWith("data: ")) continue;
+          if (!line.startsWith("data: ") || line === "data: [DONE]") continue; // OpenAI's end of stream
           const event = JSON.parse(line.slice(6));
           if (event.type === "speech.word") {
             if (onWord) onWord(event);
