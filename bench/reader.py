@@ -9,6 +9,9 @@ time stamp to the player's `playing`. The reader reads the page's text while the
 load (and again after a change); the run waits for that before it clicks, as a visitor's click would. The
 first run of each engine warms up (the voice, the browser's caches) and is not counted.
 
+Beside it, the p50 of its two parts before the audio: click -> the first piece's request (the reader and the
+player in the page) and that request -> its first byte (the server).
+
 The lag: for every word heard in the first LISTEN seconds, the audio clock (the path's `played()`) at the
 first animation frame whose speech-word highlight is on that word, minus the word's start on that clock.
 """
@@ -50,6 +53,12 @@ INSTRUMENT = f"""(() => {{
     window.bench.clickAt = event.timeStamp;
     window.bench.trusted = event.isTrusted;
   }}, true);
+  const original = window.fetch;
+  window.fetch = function (url, init) {{
+    if (init?.body) window.bench.posted ??= performance.now();  // the first piece asked for
+    return original.apply(this, arguments);
+  }};
+  player.on('firstbyte', () => {{ window.bench.firstbyte ??= performance.now(); }});
   player.on('playing', (detail) => {{
     window.bench.playing ??= performance.now();
     window.bench.path = detail.path;
@@ -93,6 +102,8 @@ def run_once(page: BrowserPage, url: str) -> dict[str, Any]:
     if "error" in result or not result.get("trusted"):
         raise RuntimeError(f"{page.engine}: {result}")
     result["ms"] = result["playing"] - result["clickAt"]
+    result["request_ms"] = result["posted"] - result["clickAt"]  # the reader's part: click -> first request
+    result["first_byte_ms"] = result["firstbyte"] - result["posted"]  # the server's
     result["words"] = words
     return result
 
@@ -130,6 +141,8 @@ def main() -> None:
             browser = launch(engine)
             try:
                 sounds: list[float] = []
+                requests: list[float] = []
+                first_bytes: list[float] = []
                 lags: list[float] = []
                 paths: set[str] = set()
                 for index in range(args.runs + 1):
@@ -141,12 +154,15 @@ def main() -> None:
                     if index == 0:
                         continue  # warm-up
                     sounds.append(result["ms"])
+                    requests.append(result["request_ms"])
+                    first_bytes.append(result["first_byte_ms"])
                     lags += result["lags"]
                     paths.add(result["path"])
                     time.sleep(0.3)
                 sound = f"{percentile(sounds, 0.5):.0f} / {percentile(sounds, 0.95):.0f}"
                 lag = f"{percentile(lags, 0.5):.0f} / {percentile(lags, 0.95):.0f}" if lags else "no highlights"
-                print(f"{engine:<9} {','.join(sorted(paths)):<10} {sound:>24} {lag:>25} {len(lags):>6}")
+                parts = f"{percentile(requests, 0.5):.0f} / {percentile(first_bytes, 0.5):.0f}"
+                print(f"{engine:<9} {','.join(sorted(paths)):<10} {sound:>24} {lag:>25} {len(lags):>6} {parts:>24}")
             finally:
                 browser.close()
         print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

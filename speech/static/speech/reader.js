@@ -207,6 +207,9 @@ export class SpeechReader {
   #play(index) {
     const page = this.page;
     const sentence = page.sentences[index];
+    // Paused, the player's clock is stopped (Web Audio paths: its context suspended, perhaps not yet done):
+    // resume() queues the context's resume after that suspend, where warm() would see it still running.
+    if (this.player.paused) this.player.resume();
     this.player.warm(); // inside the click: the AudioContext may run
     this.#live = null;
     this.player.stop();
@@ -232,7 +235,8 @@ export class SpeechReader {
     const player = this.player;
     const current = () => this.#live !== null && this.state !== "idle";
     player.on("playing", () => current() && this.state === "starting" && this.#render("playing"));
-    player.on("word", (word) => current() && word.index >= 0 && this.#heard(word));
+    // Paused, the marks stay where the voice stopped (a path's clock may still tick once as it stops).
+    player.on("word", (word) => current() && this.state !== "paused" && word.index >= 0 && this.#heard(word));
     player.on("ended", () => {
       if (!current()) return;
       this.#live = null;
