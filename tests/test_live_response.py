@@ -220,7 +220,9 @@ def test_words_by_the_speech_id(live: Server, tmp_path: Path) -> None:
 def test_sse_carries_words_and_audio(live: Server) -> None:
     response = speak(live, text="Hello there. How are you?", wps=100, stream_format="sse")
     assert response.headers["Content-Type"] == "text/event-stream"
-    kinds = [json.loads(line[6:])["type"] for line in response.text.splitlines() if line.startswith("data: ")]
+    lines = [line for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"  # as OpenAI's stream (and the endpoint's) ends
+    kinds = [json.loads(line[6:])["type"] for line in lines[:-1]]
     assert kinds[0] == "speech.word"
     assert "speech.audio.delta" in kinds
     assert kinds[-1] == "speech.audio.done"

@@ -39,7 +39,7 @@ from speech.hangup import watcher
 from speech.live import synthesis
 from speech.live.source import Source, Text
 from speech.pipeline import Listener
-from speech.responses import PCM_RATE_HEADER
+from speech.responses import PCM_RATE_HEADER, SSE_DONE
 from speech.timings import Timeline
 from speech.usage import Track
 
@@ -260,6 +260,7 @@ def _sse_events(chunks: Iterator[bytes], words: Timeline | None, reader: synthes
     output_tokens = math.ceil(sent / 1000)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     yield _sse({"type": "speech.audio.done", "usage": usage})
+    yield SSE_DONE
 
 
 def _sse(event: dict[str, Any]) -> bytes:
