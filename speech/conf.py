@@ -55,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
     # Concurrent syntheses across every process sharing CACHE_ALIAS; beyond it a request waits up to
     # QUEUE_TIMEOUT seconds for a free slot, then gets 503.
     "MAX_STREAMS": 32,
+    # Open connections (streams, whether synthesising or waiting on a slow reader) across every process,
+    # and per client address whatever key it sends; None: 4 x MAX_STREAMS and 4 x MAX_STREAMS_PER_CLIENT.
+    # A stream whose listener stops reading gives its MAX_STREAMS slot back until the listener catches up.
+    "MAX_CONNECTIONS": None,
+    "MAX_CONNECTIONS_PER_ADDRESS": None,
     "QUEUE_TIMEOUT": 10.0,
     # The Django cache holding rate limits, stream counts and stored audio (point it at Redis to share).
     "CACHE_ALIAS": "default",

@@ -17,11 +17,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
 
 from speech.cancellation import Cancellation
 from speech.conf import get_config
+
+if TYPE_CHECKING:
+    from speech.limits import StreamSlots
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +64,12 @@ def writable(sock: socket.socket, seconds: float, cancel: Cancellation) -> bool:
             return False
 
 
-def drop_stalled(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
+def drop_stalled(
+    chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation, slots: StreamSlots | None = None
+) -> Iterator[bytes]:
     """``chunks``, each handed on once the client's socket can take it; a listener that reads nothing
-    for ``STALL_TIMEOUT`` seconds ends its stream there: one log line, the connection shut."""
+    for ``STALL_TIMEOUT`` seconds ends its stream there: one log line, the connection shut. While it
+    waits on its listener the stream lends its synthesis slot (``slots``) to others."""
     sock = client_socket(request)
     try:
         if sock is None:
@@ -73,7 +80,13 @@ def drop_stalled(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancella
             # In slices that a writable socket takes at once: the server's write never waits out its
             # send timeout (SO_SNDTIMEO, the last resort: a traceback per stream).
             for start in range(0, len(chunk), WRITE_SLICE):
-                if not writable(sock, seconds, cancel):
+                lent = slots is not None and not writable(sock, 0, cancel)
+                if lent and slots is not None:  # a slow reader: its synthesis slot serves others meanwhile
+                    slots.lend()
+                ready = writable(sock, seconds, cancel)
+                if lent and slots is not None and ready:
+                    slots.retake(lambda: cancel.cancelled)
+                if not ready:
                     logger.warning("listener read nothing for %g s: stream dropped", seconds)
                     cancel.cancel()
                     with contextlib.suppress(OSError):  # the server's last write then fails quietly (EPIPE)

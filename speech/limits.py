@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from speech.security import Client
 
 SLOT_TTL = 3600
+STREAMS = "speech:streams"  # the global synthesis slots (MAX_STREAMS)
+CONNECTIONS = "speech:connections"  # every open stream (MAX_CONNECTIONS)
 BUCKETS = 10
 QUEUE_POLL = 0.05
 logger = logging.getLogger(__name__)
@@ -101,10 +103,66 @@ def _window(key: str, rate: str, add: bool) -> int:
     return max(1, math.ceil(width))
 
 
-def acquire_stream(client: Client, synthesis: bool) -> Release:
-    """Take a stream slot for ``client`` and, for a local synthesis or a replay, a global one (waiting
-    up to QUEUE_TIMEOUT); return ``release``. Proxied streams cost this machine little CPU: only the
-    per-client cap applies to them."""
+class StreamSlots:
+    """The slots ``acquire_stream`` took. Calling it gives them all back (once). A stream waiting on a
+    listener that does not read ``lend``s its global synthesis slot (MAX_STREAMS counts work, not
+    connections) and ``retake``s it when the listener catches up; its connection slots stay taken."""
+
+    def __init__(self, held: list[str]) -> None:
+        self._lock = threading.Lock()
+        self._held = held
+        self._lent = False
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            keys = self._held[:]
+            self._held.clear()
+            self._done = True
+        _give_all(keys)
+
+    def lend(self) -> None:
+        with self._lock:
+            if self._done or self._lent or STREAMS not in self._held:
+                return
+            self._held.remove(STREAMS)
+            self._lent = True
+        _give_all([STREAMS])
+
+    def retake(self, cancelled: Callable[[], bool]) -> None:
+        """Take the global slot back, waiting for one to free (not past the stream's cancellation)."""
+        while True:
+            with self._lock:
+                if self._done or not self._lent:
+                    return
+            taken: list[str] = []
+            if _take(STREAMS, get_config()["MAX_STREAMS"], taken):
+                break
+            if cancelled():
+                return
+            time.sleep(QUEUE_POLL)
+        with self._lock:
+            if not self._done:
+                self._held += taken
+                self._lent = False
+                return
+        _give_all(taken)  # the stream ended meanwhile
+
+
+def connection_caps() -> tuple[int | None, int | None]:
+    """(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS), with their defaults: 4x the stream caps."""
+    config = get_config()
+    total, per_address = config["MAX_CONNECTIONS"], config["MAX_CONNECTIONS_PER_ADDRESS"]
+    total = 4 * config["MAX_STREAMS"] if total is None else total
+    per_address = 4 * config["MAX_STREAMS_PER_CLIENT"] if per_address is None else per_address
+    return total, per_address
+
+
+def acquire_stream(client: Client, synthesis: bool) -> StreamSlots:
+    """Take a stream slot for ``client``, connection slots for its address and the site, and for a
+    local synthesis or a replay a global one (waiting up to QUEUE_TIMEOUT); return them
+    (``StreamSlots``: call it to release). Proxied streams cost this machine little CPU: the global
+    synthesis cap does not apply to them."""
     config = get_config()
     own = f"speech:streams:{client.id}"
     taken: list[str] = []
@@ -114,8 +172,23 @@ def acquire_stream(client: Client, synthesis: bool) -> Release:
             code="too_many_streams",
             headers={"Retry-After": "1"},
         )
+    total, per_address = connection_caps()
+    if client.address and not _take(f"speech:connections:{client.address}", per_address, taken):
+        _give_all(taken)
+        raise RateLimited(
+            f"Too many open streams from your address: at most {per_address}, whatever the key.",
+            code="too_many_connections",
+            headers={"Retry-After": "1"},
+        )
+    if not _take(CONNECTIONS, total, taken):
+        _give_all(taken)
+        raise Overloaded(
+            f"The server is busy: all {total} connections are taken. Try again shortly.",
+            code="server_busy",
+            headers={"Retry-After": "2"},
+        )
     deadline = time.monotonic() + config["QUEUE_TIMEOUT"]
-    while not _take("speech:streams", config["MAX_STREAMS"] if synthesis else None, taken):
+    while not _take(STREAMS, config["MAX_STREAMS"] if synthesis else None, taken):
         if time.monotonic() >= deadline:
             _give_all(taken)
             raise Overloaded(
@@ -124,15 +197,7 @@ def acquire_stream(client: Client, synthesis: bool) -> Release:
                 headers={"Retry-After": "2"},
             )
         time.sleep(QUEUE_POLL)
-    lock = threading.Lock()
-
-    def release() -> None:
-        with lock:
-            keys = taken[:]
-            taken.clear()
-        _give_all(keys)
-
-    return release
+    return StreamSlots(taken)
 
 
 def _incr(key: str, timeout: int) -> int:

@@ -22,6 +22,7 @@ from speech import asgi, audio, audio_cache, security, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
 from speech.hangup import drop_stalled, watcher
+from speech.limits import StreamSlots
 from speech.usage import Track
 
 PCM_RATE_HEADER = "X-Speech-Sample-Rate"
@@ -44,18 +45,22 @@ def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHtt
         transcripts.grant(speech_id, client.resource_owner)  # the replay names its words: they are its client's too
     if hit is None and (key := audio_cache.entry_key(speech, client.scope)) is not None:
         stream = audio_cache.tee(key, stream, cancel)  # stored as it streams, kept if it ends complete
-    return render(request, speech, track.stream(stream, cancel), cancel)
+    return render(request, speech, track.stream(stream, cancel), cancel, track.release)
 
 
 def render(
-    request: HttpRequest, speech: SpeechRequest, stream: SpeechStream, cancel: Cancellation
+    request: HttpRequest,
+    speech: SpeechRequest,
+    stream: SpeechStream,
+    cancel: Cancellation,
+    slots: StreamSlots | None = None,
 ) -> StreamingHttpResponse:
     chunks, content_type = stream.chunks, stream.content_type
     if speech.stream_format == "sse":
         content_type = "text/event-stream"
         if not stream.sse:
             chunks = _sse_events(chunks, speech, stream.words)
-    body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel)
+    body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel, slots)
     response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
     for name, value in stream.headers.items():
         response[name] = value
@@ -73,9 +78,11 @@ def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation, ow
     return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start(), owner)
 
 
-def _watched(chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation) -> Iterator[bytes]:
+def _watched(
+    chunks: Iterator[bytes], request: HttpRequest, cancel: Cancellation, slots: StreamSlots | None
+) -> Iterator[bytes]:
     with watcher.watch(request, cancel):
-        yield from drop_stalled(chunks, request, cancel)
+        yield from drop_stalled(chunks, request, cancel, slots)
 
 
 def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:

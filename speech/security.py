@@ -53,6 +53,7 @@ class Client:
     # Who may read what its syntheses leave behind (words, subtitles): the API key, the page's session,
     # else the address. Empty: the same as ``id``.
     owner: str = ""
+    address: str = ""  # the network identity it called from (client_address), for per-address caps
 
     @property
     def resource_owner(self) -> str:
@@ -158,12 +159,13 @@ def _key_client(authorization: str, keys: list[ApiKey], address: str) -> Client:
         scope=f"key:{found.name}",  # never "public", whatever the key's name
         rate=found.limits.get("rate", config["RATE_LIMIT"]),
         max_streams=found.limits.get("max_streams", config["MAX_STREAMS_PER_CLIENT"]),
+        address=address,
     )
 
 
 def _open(address: str) -> Client:
     config = get_config()
-    return Client(address, PUBLIC_SCOPE, config["RATE_LIMIT"], config["MAX_STREAMS_PER_CLIENT"])
+    return Client(address, PUBLIC_SCOPE, config["RATE_LIMIT"], config["MAX_STREAMS_PER_CLIENT"], address=address)
 
 
 def _check_failures(address: str) -> None:
@@ -272,6 +274,7 @@ def _page_client(request: HttpRequest, address: str) -> Client:
         upstream=signed_in or config["ANONYMOUS_PAGE_UPSTREAM"],
         # The page's session (its token's nonce), not its address: visitors behind one address are strangers.
         owner="page:" + hashlib.sha256(nonce.encode()).hexdigest()[:32] if nonce else f"page:{address}",
+        address=address,
     )
 
 

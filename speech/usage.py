@@ -33,7 +33,7 @@ class Track:
     sent: int = 0
     ttfb: float | None = None
     cached: bool = False
-    release: limits.Release | None = None
+    release: limits.StreamSlots | None = None
     request_id: str = field(default_factory=requestid.current)
 
     def __enter__(self) -> Track:

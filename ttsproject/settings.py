@@ -183,6 +183,8 @@ limit_settings: list[tuple[str, Callable[[str], Any]]] = [
     ("STALL_TIMEOUT", float),
     ("MAX_STREAMS", int),
     ("MAX_STREAMS_PER_CLIENT", int),
+    ("MAX_CONNECTIONS", int),
+    ("MAX_CONNECTIONS_PER_ADDRESS", int),
     ("QUEUE_TIMEOUT", float),
     ("CACHE_MAX_BYTES", int),
 ]
