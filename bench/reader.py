@@ -42,7 +42,8 @@ LENGTHEN = """((words) => {
   const chapters = [...article.querySelectorAll('h2, h2 ~ p')];
   const count = () => article.textContent.split(/\\s+/).filter(Boolean).length;
   while (count() < words) article.append(...chapters.map((node) => node.cloneNode(true)));
-  return count();
+  document.body.getBoundingClientRect();  // laid out now, as a page is long before anyone clicks
+  return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(count()))));
 })"""
 
 INSTRUMENT = f"""(() => {{
