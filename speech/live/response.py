@@ -35,7 +35,7 @@ from speech import asgi, audio, limits, requestid, security, transcripts
 from speech.cancellation import Cancellation, close
 from speech.engines.base import Engine, SpeechRequest, SpeechStream, engine_for_model
 from speech.errors import ClientClosed, InvalidRequest, SpeechError
-from speech.hangup import watcher
+from speech.hangup import drop_stalled, watcher
 from speech.live import synthesis
 from speech.live.source import Source, Text
 from speech.pipeline import Listener
@@ -60,8 +60,6 @@ class SpeechResponse(StreamingHttpResponse):
     listener who has run out of audio waits for an unfinished sentence to end before its words so
     far are spoken.
     """
-
-    streaming = True
 
     def __init__(
         self,
@@ -122,10 +120,12 @@ class SpeechResponse(StreamingHttpResponse):
             self[PCM_RATE_HEADER] = str(audio.OUTPUT_RATE)
 
     def _body(self, chunks: Iterator[bytes], request: HttpRequest) -> Iterator[bytes]:
-        """Under WSGI: the work runs in the server's thread; gunicorn's socket is watched for a hang-up."""
+        """Under WSGI: the work runs in the server's thread; gunicorn's socket is watched for a hang-up,
+        and a listener who stops reading is dropped (``STALL_TIMEOUT``), lending its slot meanwhile."""
         self._started = True
+        slots = self._track.release if self._track is not None else None
         with watcher.watch(request, self._cancel):
-            yield from chunks
+            yield from drop_stalled(chunks, request, self._cancel, slots)
 
     async def _async_body(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         """Under ASGI: the work runs in a thread (``asgi.stream``); an async source is read on this loop."""
