@@ -18,7 +18,7 @@ from speech.conf import DEFAULTS, PIPER_VOICES, get_config
 from speech.engines.openai import OPENAI_URL
 from speech.limits import parse_rate
 from speech.proxies import networks
-from speech.voices import Registry, VoiceConfigError, store_dir
+from speech.voices import SPEAKER_SEPARATOR, Registry, VoiceConfigError, printable, store_dir, valid_name
 
 PIPER = "speech.engines.piper.PiperEngine"
 OPENAI = "speech.engines.openai.OpenAIEngine"
@@ -287,3 +287,27 @@ def check_deploy_exposure(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             id="speech.W021",
         ))  # fmt: skip
     return messages
+
+
+@register()
+def check_voice_names(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Voice names in settings follow the one pattern the store and ``manage.py voices`` use (issue 31 B)."""
+    config = get_config()
+    named = [
+        (f"SPEECH['ENGINES']['{alias}']['OPTIONS']['voices']", name)
+        for alias, engine in config["ENGINES"].items()
+        if engine.get("BACKEND") == PIPER
+        for name in (engine.get("OPTIONS") or {}).get("voices") or {}
+    ]
+    named += [
+        ("SPEECH['VOICE_ALIASES']", target.split(SPEAKER_SEPARATOR)[0]) for target in config["VOICE_ALIASES"].values()
+    ]
+    return [
+        Error(
+            printable(f"{setting} names the voice {name!r}, which is not a voice name."),
+            hint="Letters, digits, '_', '-' and '+' only, e.g. 'de_DE-thorsten-medium' (a speaker: 'MODEL#SPEAKER').",
+            id="speech.E020",
+        )
+        for setting, name in named
+        if not valid_name(name)
+    ]

@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 
 from speech import catalogue
 from speech.catalogue import CatalogueError
+from speech.checks import PIPER, check_voice_names
 from tests.support.fake_hub import FakeHub, HubVoice, add_voice, language
 from tests.support.server import free_port
 
@@ -172,3 +173,18 @@ def test_a_cached_catalogue_is_listed_at_once_when_the_hub_is_silent(
     started = time.monotonic()
     assert GOOD in voices("list")[0]
     assert time.monotonic() - started < catalogue.PROBE_TIMEOUT + 5
+
+
+def test_voice_names_in_settings_follow_the_same_pattern(settings: Any) -> None:
+    settings.SPEECH = {
+        "ENGINES": {
+            "piper": {"BACKEND": PIPER, "OPTIONS": {"voices": {"../../escaped": {"model": "/x.onnx"}}}},
+        },
+        "VOICE_ALIASES": {"nova": "de_DE-thorsten-medium#2", "echo": "x\x1b[2J"},
+    }
+    errors = check_voice_names()
+    assert [error.id for error in errors] == ["speech.E020", "speech.E020"]
+    assert "'../../escaped'" in errors[0].msg
+    assert "\x1b" not in errors[1].msg
+    settings.SPEECH = {"VOICE_ALIASES": {"nova": "de_DE-thorsten-medium#2"}}
+    assert check_voice_names() == []
