@@ -1,7 +1,7 @@
 // SpeechReader: reads an element of the host's page aloud, marking the word and the sentence heard.
 // {% speech_reader "SELECTOR" %} mounts one per control on load (`control.speechReader`); from
 // JavaScript:
-//   const reader = new SpeechReader({ root: controlElement, target: "#article", endpoint, voicesUrl, pageToken });
+//   const reader = new SpeechReader({ root: control, target: "#article", player: { endpoint, voicesUrl, pageToken } });
 //   reader.start(); reader.pause(); reader.resume(); reader.next(); reader.previous(); reader.stop();
 //   reader.destroy();   // stops, removes every listener, observer and highlight
 // The text comes from reader-text.js (a walk of the DOM, never a change to it), the marks from
@@ -30,8 +30,9 @@ export class SpeechReader {
   #base = 0; // where the live session's text starts in the page's text
   #sentence = -1;
   #word = null; // {start, end} of the word heard, in the page's text
-  #rate = null; // {at, charStart} of the first word heard in this session: the speaking rate from it
+  #rate = null; // {at, offset}: the clock and the text at the first word of this session, for the speaking rate
   #following = true;
+  #idle = null; // the idle callback that will read the page
 
   /**
    * @param {object} options
@@ -94,8 +95,6 @@ export class SpeechReader {
     });
     this.#prepare();
   }
-
-  #idle = null; // the idle callback that will read the page
 
   #prepare() {
     if (this.#idle !== null || this.#page) return;
