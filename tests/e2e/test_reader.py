@@ -368,6 +368,9 @@ def test_scrolling_away_stops_following_and_the_bar_floats(engine_page: BrowserP
     page.click(".sr-follow")
     wait_for(lambda: page.evaluate(IN_VIEW), 10, "the sentence read back in view")
     assert page.evaluate(FOLLOW_HIDDEN)
+    # Following again: reading on far down the page brings that sentence into view.
+    page.evaluate(f"{READER}.jump({READER}.text.indexOf('Mr. Bingley was good-looking'))")
+    wait_for(lambda: page.evaluate(IN_VIEW), 10, "the far sentence in view")
     page.evaluate(f"{READER}.stop()")
     assert not page.evaluate(FLOATING)
     assert page.evaluate("window.mutations") == []
