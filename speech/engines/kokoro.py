@@ -181,34 +181,28 @@ def _json(data: str) -> dict[str, Any]:
     return loaded
 
 
-_MODEL_LOCK = threading.Lock()
-_model: Model | None = None
+# By process: ONNX sessions do not survive a fork, so a forked child (gunicorn's preload_app) loads its
+# own. Not an at-fork hook: that would run Python in every child of this process, also between fork and
+# exec of a subprocess, where a lock another thread held at the fork never comes free.
+_MODEL_LOCKS: dict[int, threading.Lock] = {}
+_MODELS: dict[int, Model] = {}
 
 
 def loaded_model() -> Model:
     """The one model of the process, loaded on first use (about 1-2 s and ~300 MB)."""
-    global _model
-    with _MODEL_LOCK:
-        if _model is None:
+    pid = os.getpid()
+    with _MODEL_LOCKS.setdefault(pid, threading.Lock()):
+        if pid not in _MODELS:
             try:
-                _model = Model.load()
+                _MODELS[pid] = Model.load()
             except Exception as error:
                 logger.exception("the Kokoro model could not be loaded")
                 raise Overloaded(f"The Kokoro model could not be loaded: {error}", code="voice_unavailable") from None
-        return _model
+        return _MODELS[pid]
 
 
 def model_loaded() -> bool:
-    return _model is not None
-
-
-def _forget_model() -> None:
-    """ONNX sessions do not survive a fork: a child (gunicorn's preload_app) loads its own."""
-    global _MODEL_LOCK, _model
-    _MODEL_LOCK, _model = threading.Lock(), None
-
-
-os.register_at_fork(after_in_child=_forget_model)
+    return os.getpid() in _MODELS
 
 
 @functools.cache
