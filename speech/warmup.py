@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,6 @@ DJANGO_COMMANDS = frozenset({"manage", "django-admin", "django"})
 
 _lock = threading.Lock()
 _warm = False
-_thread: threading.Thread | None = None
 
 
 def warm_up() -> None:
@@ -66,16 +66,24 @@ def start(setting: bool | str) -> None:
     """Warm in the background if ``setting`` says so for this process (``SPEECH["WARM_UP"]``)."""
     if setting is False or (setting == "auto" and not serving(sys.argv)):
         return
+    if _in_gunicorn_master():
+        # preload_app: this process only forks the workers, and ONNX sessions do not survive a fork, so
+        # each worker warms itself. The master runs no thread of ours, so the hook is safe at its forks.
+        os.register_at_fork(after_in_child=_start_thread)
+        return
     _start_thread()
-    # A server that forks after loading the app (gunicorn's preload_app) gets a fresh warm-up in each
-    # child: ONNX sessions do not survive a fork, and no lock may be held mid-warm-up when it happens.
-    os.register_at_fork(before=_finish, after_in_child=_warm_again)
+
+
+def _in_gunicorn_master() -> bool:
+    """gunicorn loads the app in its arbiter (the master) with preload_app, else in each worker."""
+    files = [frame.filename.replace(os.sep, "/") for frame in traceback.extract_stack()]
+    return any(name.endswith("gunicorn/arbiter.py") for name in files) and not any(
+        "gunicorn/workers/" in name for name in files
+    )
 
 
 def _start_thread() -> None:
-    global _thread
-    _thread = threading.Thread(target=_warm_up_logged, name="speech-warm-up", daemon=True)
-    _thread.start()
+    threading.Thread(target=_warm_up_logged, name="speech-warm-up", daemon=True).start()
 
 
 def _warm_up_logged() -> None:
@@ -83,17 +91,3 @@ def _warm_up_logged() -> None:
         warm_up()
     except Exception:  # the first request loads what it needs, and says what is wrong
         logger.exception("speech could not warm up")
-
-
-def _finish() -> None:
-    if _thread is not None:
-        _thread.join()
-
-
-def _warm_again() -> None:
-    global _lock, _warm
-    from speech.engines.base import get_engine
-
-    _lock, _warm = threading.Lock(), False
-    get_engine.cache_clear()
-    _start_thread()
