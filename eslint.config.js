@@ -5,7 +5,7 @@ import globals from "globals";
 
 export default [
   // collected or built copies, installed packages
-  { ignores: ["staticfiles/", "build/", "dist/", "test-artifacts/", ".venv/", "tests/e2e/npm/"] },
+  { ignores: ["staticfiles/", "build/", "dist/", "site/", "test-artifacts/", ".venv/", "tests/e2e/npm/"] },
   js.configs.recommended,
   {
     files: ["speech/static/**/*.js"],
