@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     # A stream whose listener stops reading gives its MAX_STREAMS slot back until the listener catches up.
     "MAX_CONNECTIONS": None,
     "MAX_CONNECTIONS_PER_ADDRESS": None,
+    # Seconds of audio one request may make; the rest of a longer text is left unspoken (None: no cap).
+    "MAX_AUDIO_SECONDS": 900.0,
     "QUEUE_TIMEOUT": 10.0,
     # The Django cache holding rate limits, stream counts and stored audio (point it at Redis to share).
     "CACHE_ALIAS": "default",

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from speech import audio, text, timings
 from speech.cancellation import Cancellation, Cancelled
+from speech.conf import get_config
 from speech.scheduler import Grant, scheduler
 from speech.timings import Timeline, Voiced, Word
 
@@ -129,8 +130,13 @@ def stream(
     listener = Listener()
     finished = False
     pieces = voiced = 0
+    # A text within MAX_INPUT_CHARS can still speak for hours ("1234567890 " repeated): a cost bomb.
+    most: float | None = get_config()["MAX_AUDIO_SECONDS"]
     try:
         while pending and not cancel.cancelled:
+            if most and voiced / 2 / voice.rate >= most:
+                logger.warning("audio cut at MAX_AUDIO_SECONDS (%g s): %d pieces left unspoken", most, len(pending))
+                break
             with scheduler.slot(listener.deadline, cancel, first=not voiced) as grant:
                 # Sized now, not before the wait: the lead has shrunk while other listeners ran.
                 piece = next_piece(pending, listener.lead(), segmenter.head)

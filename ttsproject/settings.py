@@ -185,6 +185,7 @@ limit_settings: list[tuple[str, Callable[[str], Any]]] = [
     ("MAX_STREAMS_PER_CLIENT", int),
     ("MAX_CONNECTIONS", int),
     ("MAX_CONNECTIONS_PER_ADDRESS", int),
+    ("MAX_AUDIO_SECONDS", float),
     ("QUEUE_TIMEOUT", float),
     ("CACHE_MAX_BYTES", int),
 ]
