@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from speech.conf import DEFAULTS
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
 from tests.support.docs_site import HOST_BLOCKS, plain_env, reader_site, reader_venv
@@ -81,6 +83,14 @@ def test_every_docs_page_has_its_blocks_run() -> None:
     pages = {str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md")}
     assert pages <= set(DOCS) | set(OWN_TESTS), sorted(pages - set(DOCS) - set(OWN_TESTS))
     assert all((ROOT / name).exists() for name in DOCS), [name for name in DOCS if not (ROOT / name).exists()]
+
+
+def test_the_configuration_reference_has_every_setting_and_check() -> None:
+    """docs/configuration.md: a row per SPEECH key (speech.conf.DEFAULTS) and every system check's id."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    checks = set(re.findall(r'id="speech\.([EW]\d+)"', (ROOT / "speech" / "checks.py").read_text()))
+    assert [key for key in DEFAULTS if f"| `{key}` |" not in page] == []
+    assert sorted(check for check in checks if not re.search(rf"\b{check}\b", page)) == []
 
 
 @pytest.mark.parametrize("block", REPO_BLOCKS, ids=str)
