@@ -6,6 +6,12 @@ stream has ended complete. A hit (``replay``) is a ``SpeechStream`` of the parts
 one, honouring ``Range``: the API renders it like any other stream. The total size is bounded by
 ``CACHE_MAX_BYTES``: an index, ordered by last use, evicts the least recently used entries. Word
 timings (``transcripts``) are kept within the same bound (``keep``).
+
+SSE requests share the entries of plain-audio ones (the key has no ``stream_format``): a miss stores
+the raw audio before it is wrapped in events, and a hit is the stored audio with the words of the
+synthesis that made it (its ``X-Speech-Id``), which ``responses`` sends as ``speech.word`` events
+ahead of the audio. An SSE hit whose words have been evicted is a miss: it is synthesised again rather
+than replayed without them. SSE has no byte ranges: its ``Range`` header is ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import RangeNotSatisfiable
 from speech.limits import shared_cache
+from speech.timings import Timeline, Word
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +51,9 @@ def enabled(engine: str | None) -> bool:
 
 def entry_key(speech: SpeechRequest, scope: str) -> str | None:
     """Where this request's audio is stored in this tenant's ``scope`` (one tenant never learns what another
-    had spoken); None when it is not cached (SSE, or caching is off for its engine)."""
+    had spoken); None when caching is off for its engine. SSE and plain audio share it: the bytes are the same."""
     engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
-    if speech.stream_format != "audio" or not enabled(engine):
+    if not enabled(engine):
         return None
     fields = [
         "" if get_config()["CACHE_SHARED"] else scope,
@@ -69,28 +76,51 @@ def _part(key: str, nonce: str, index: int) -> str:
     return f"{key}:{nonce}:{index}"
 
 
+def words_key(speech_id: str) -> str:
+    """Where ``transcripts`` keeps the words of a synthesis (here too: an SSE replay sends them)."""
+    return f"speech:words:{speech_id}"
+
+
 def replay(speech: SpeechRequest, scope: str, range_header: str = "") -> SpeechStream | None:
     """The stored audio for this request (or the one ``range_header`` asks for), or None on a miss.
 
+    For SSE, the stream carries the words of the synthesis it replays (``words``), and ``range_header``
+    is ignored (events have no byte ranges): a hit needs those words, else it is a miss.
     Raises ``RangeNotSatisfiable`` for a range outside the stored audio.
     """
     key = entry_key(speech, scope)
     if key is None:
         return None
+    sse, words = speech.stream_format == "sse", None
     try:
         meta: dict[str, Any] | None = shared_cache().get(key)
         if meta is None or not shared_cache().has_key(_part(key, meta["nonce"], meta["parts"] - 1)):
             return None
-        _touch(key, meta)
+        speech_id = meta.get("speech_id")  # the synthesis it replays, if its engine timed words
+        if sse and speech_id:
+            words = _words(speech_id)
+            if words is None:  # evicted on their own: synthesise again rather than replay without them
+                logger.info("audio cache entry %s has lost its words: synthesising again", key)
+                return None
+        _touch(key, *([words_key(speech_id)] if speech_id else []))  # the words stay as long as the audio
     except Exception:  # the cache is an optimisation: when it is down, synthesise
         logger.exception("audio cache unavailable")
         return None
     size = meta["size"]
+    headers = {"X-Speech-Cache": "hit"}
+    if speech_id:  # its word timings, stored when it was made
+        headers["X-Speech-Id"] = speech_id
+    if sse:  # the whole audio, as events: no length or ranges of the body
+        return SpeechStream(
+            chunks=_read(key, meta, 0, size - 1),
+            content_type=meta["content_type"],
+            engine=meta["engine"],
+            headers=headers,
+            words=words,
+        )
     ranged = _range(range_header, size)
     first, last = ranged or (0, size - 1)
-    headers = {"Content-Length": str(last - first + 1), "Accept-Ranges": "bytes", "X-Speech-Cache": "hit"}
-    if meta.get("speech_id"):  # its word timings, stored when it was made
-        headers["X-Speech-Id"] = meta["speech_id"]
+    headers.update({"Content-Length": str(last - first + 1), "Accept-Ranges": "bytes"})
     if ranged:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return SpeechStream(
@@ -100,6 +130,17 @@ def replay(speech: SpeechRequest, scope: str, range_header: str = "") -> SpeechS
         headers=headers,
         status=206 if ranged else 200,
     )
+
+
+def _words(speech_id: str) -> Timeline | None:
+    """The stored words of ``speech_id`` as a finished timeline, or None when they are gone."""
+    stored: dict[str, Any] | None = shared_cache().get(words_key(speech_id))
+    if stored is None:
+        return None
+    timeline = Timeline(stored["text"])
+    timeline.add([Word(**word) for word in stored["words"]])
+    timeline.complete = True
+    return timeline
 
 
 def _range(header: str, size: int) -> tuple[int, int] | None:
@@ -210,10 +251,12 @@ def _admit(index: dict[str, int], key: str, size: int) -> None:
         _drop(victim, shared_cache().get(victim))
 
 
-def _touch(key: str, meta: dict[str, Any]) -> None:
+def _touch(*keys: str) -> None:
+    """Move ``keys`` to the young end of the LRU index (those it holds), in one round under the lock."""
     with _locked() as index:
-        if index is not None and key in index:
-            index[key] = index.pop(key)
+        for key in keys:
+            if index is not None and key in index:
+                index[key] = index.pop(key)
 
 
 def _drop(key: str, meta: Any, keep_meta: bool = False) -> None:

@@ -35,6 +35,7 @@ def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHtt
     client = security.client_of(request)
     security.check_engine(client, speech.model)
     security.limit_stalls(request)
+    # SSE shares plain audio's entries: its hit carries the words it replays (a miss if they are gone), no range.
     hit = audio_cache.replay(speech, client.scope, request.headers.get("Range", ""))
     cancel = Cancellation()
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
@@ -90,6 +91,7 @@ def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.T
     for chunk in chunks:
         sent += len(chunk)
         # The engine adds a piece's words before yielding its audio: each word comes before its sound.
+        # A cache replay's words are all there at the start: they all come before its first audio.
         for word in words.take() if words else ():
             yield _sse(word.event())
         yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})

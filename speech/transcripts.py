@@ -35,7 +35,7 @@ GRANT_TIMEOUT = audio_cache.TIMEOUT
 
 
 def _key(speech_id: str) -> str:
-    return f"speech:words:{speech_id}"
+    return audio_cache.words_key(speech_id)  # an SSE replay of the cache reads them there
 
 
 def _grant_key(speech_id: str, owner: str) -> str:
