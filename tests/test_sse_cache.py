@@ -22,6 +22,7 @@ from speech.cancellation import Cancellation
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.limits import shared_cache
 from speech.timings import Timeline, Word
+from tests.support.fake_upstream import FakeUpstream, audio_body
 from tests.support.server import Server, start_server, stop_server
 
 RATE = 24_000 * 2  # pcm: s16le 24 kHz mono, bytes per second
@@ -57,6 +58,7 @@ def counting(settings: Any) -> type[CountingEngine]:
         "MODELS": {"counting": "counting"},
         "CACHE_AUDIO": True,
         "API_KEYS": ["sk-alpha", "sk-beta"],
+        "RECORD_USAGE": False,
     }
     CountingEngine.calls = 0
     return CountingEngine
@@ -275,3 +277,41 @@ def test_piper_audio_then_sse_hits_and_tenants_stay_apart(server: Server) -> Non
     other = speak(server, text, key="sk-beta")
     assert other.headers["X-Speech-Cache"] == "miss"
     assert other.headers["X-Speech-Id"] != plain.headers["X-Speech-Id"]
+
+
+def test_an_upstreams_own_events_are_not_stored_but_its_audio_replays_as_events(client: Client, settings: Any) -> None:
+    """An upstream that answers SSE itself is relayed, uncached (its events are not parsed); once a plain-audio
+    request of the same speech is stored, SSE requests replay that audio as events of their own."""
+    upstream = FakeUpstream("sk-up").start()
+    try:
+        options = {"api_key": "sk-up", "base_url": upstream.url}
+        settings.SPEECH = {
+            "ENGINES": {"up": {"BACKEND": "speech.engines.openai.OpenAIEngine", "OPTIONS": options}},
+            "MODELS": {"tts-1": "up"},
+            "CACHE_AUDIO": True,
+            "RECORD_USAGE": False,
+        }
+        body = {"model": "tts-1", "voice": "alloy", "input": unique("Upstream"), "stream_format": "sse"}
+
+        def ask(**extra: str) -> StreamingHttpResponse:
+            response = client.post("/v1/audio/speech", {**body, **extra}, content_type="application/json")
+            assert isinstance(response, StreamingHttpResponse)
+            return response
+
+        for _ in range(2):
+            relayed = ask()
+            assert not relayed.has_header("X-Speech-Cache")
+            assert decoded(read(relayed))[0] == audio_body("mp3")
+        assert len(upstream.exchanges) == 2
+
+        plain = ask(stream_format="audio")
+        assert plain["X-Speech-Cache"] == "miss"  # stored as it streams
+        assert read(plain) == audio_body("mp3")
+        hit = ask()
+        assert hit["X-Speech-Cache"] == "hit"
+        audio, words, kinds = decoded(read(hit))
+        assert (audio, words) == (audio_body("mp3"), [])
+        assert kinds[-2:] == ["speech.audio.done", "[DONE]"]
+        assert len(upstream.exchanges) == 3
+    finally:
+        upstream.stop()
