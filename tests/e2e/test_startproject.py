@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import Page, Response
 
 from tests.support.docs_site import ReaderSite, reader_site, reader_venv
-from tests.support.player import first, log, open_player, poll, wait_for
+from tests.support.player import first, log, open_player, wait_for
 from tests.support.procstat import worker_pid
 from tests.support.server import Server, free_port, page_config, spawn, stop_server
 
@@ -136,8 +136,9 @@ def test_a_site_that_serves_no_static_files_is_told(page: Page, site: ReaderSite
         server = serve(site, "uvicorn")
         try:
             page.goto(f"{server.url}/page/")
-            poll(page, "() => !document.querySelector('.sp-load-error').hidden")
-            assert "did not load" in page.locator(".sp-load-error").inner_text()
+            warning = page.locator(".sp-load-error")
+            warning.wait_for(state="visible")
+            assert "did not load" in warning.inner_text()
         finally:
             stop_server(server)
     finally:

@@ -14,6 +14,7 @@ for (const root of document.querySelectorAll("[data-speech-player]")) mount(root
 function mount(root) {
   const config = JSON.parse(root.querySelector("#speech-player-config").textContent);
   const $ = (selector) => root.querySelector(selector);
+  $(".sp-load-error").hidden = true; // the code did load: the page's warning that it did not never shows
   const text = $(".sp-text");
   const voice = $(".sp-voice");
   const speed = $(".sp-speed");
