@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Playwright
+from playwright.sync_api import Page, Playwright, Request
 
-from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
+from tests.support.browsers import ENGINES, Browser, BrowserPage, ChromiumPage, launch, wait_for
 from tests.support.server import Server
 
 FIRST = "Live speech begins with this first sentence. "
@@ -257,6 +257,87 @@ def test_a_whole_page_is_asked_for_a_piece_at_a_time_and_pauses(live_page: Brows
     assert page.evaluate(played) > held + 0.5
     assert not page.evaluate("window.livePlayer.paused")
     assert [entry["name"] for entry in logged(page) if entry["name"] in ("ended", "error")] == []
+    assert page.console_errors() == []
+    assert not page.crashed()
+
+
+def test_the_second_request_waits_for_the_first_ones_audio(live_page: BrowserPage) -> None:
+    """Written all at once, the second piece is ready at once, but it is asked for only once the first
+    response's audio has begun to arrive: the first synthesis has the server to itself. Request start
+    times: the page's Resource Timing (the log's clock), and in Chromium Playwright's request events."""
+    page = live_page
+    requests: list[Request] = []
+    if isinstance(page, ChromiumPage):
+        page.page.on("request", lambda request: request.url.endswith("/audio/speech") and requests.append(request))
+    text = FIRST + "".join(MIDDLE) + LAST
+    page.evaluate(
+        "((text) => { window.livePlan = (live) => live.write(text).end(); window.livePlayer.on('firstbyte', () =>"
+        " window.liveLog.push({ name: 'requests at first byte', count: window.live.requests.length })); return true; })"
+        f"({json.dumps(text)})"
+    )
+    page.click("#live-go")
+    wait_logged(page, "ended", "error")
+    assert logged(page, "error") == []
+    assert [entry["count"] for entry in logged(page, "requests at first byte")] == [1]
+    first_byte = logged(page, "firstbyte")[0]["at"]
+    starts = page.evaluate(
+        "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/audio/speech'))"
+        ".map((e) => e.startTime).sort((a, b) => a - b)"
+    )
+    assert len(starts) >= 3
+    assert starts[0] < first_byte <= starts[1], (first_byte, starts)  # (Firefox: whole milliseconds)
+    if requests:  # Playwright's start times are wall-clock milliseconds
+        origin = page.evaluate("performance.timeOrigin")
+        assert json.loads(requests[0].post_data or "{}")["input"] == FIRST
+        began = [request.timing["startTime"] for request in requests]
+        assert len(began) == len(starts)
+        assert began[0] < origin + first_byte
+        assert began[1] >= origin + first_byte - 20, f"{origin + first_byte - began[1]:.0f} ms before the first byte"
+    assert page.console_errors() == []
+    assert not page.crashed()
+
+
+@pytest.mark.parametrize("forced", [None, "pcm"])
+def test_a_new_live_text_after_pause_plays(live_page: BrowserPage, forced: str | None) -> None:
+    """pause() then, in the same click, a new live(): on a Web Audio path the context may still be
+    suspending when the new session starts; the new session plays all the same."""
+    page = live_page
+    page.evaluate(f"window.livePath = {json.dumps(forced)}")
+    long_sentence = "This sentence is one of many, so that the whole text takes a while to speak. "
+    page.evaluate(
+        """((text) => {
+        window.livePlan = (live) => live.write(text).end();
+        const button = document.createElement('button');
+        button.id = 'live-again';
+        button.textContent = 'Again';
+        button.style.cssText = 'position: fixed; top: 50px; left: 0; z-index: 99; width: 80px; height: 40px';
+        button.addEventListener('click', () => {
+          window.livePlayer.pause();
+          window.liveLog.push({ name: 'again', at: performance.now() });
+          window.live = window.livePlayer.live({ path: window.livePath || null }).write(text).end();
+        });
+        document.body.append(button);
+        return true;
+    })"""
+        f"({json.dumps(long_sentence * 5)})"
+    )
+    page.click("#live-go")
+    wait_logged(page, "playing", "error")
+    assert logged(page, "error") == []
+    time.sleep(0.5)
+    page.click("#live-again")
+    again = logged(page, "again")[0]["at"]
+    wait_for(lambda: any(entry["at"] > again for entry in logged(page, "playing")), 30, "the new session's sound")
+    played = "window.livePlayer.session.playback.played()"
+    before = page.evaluate(played)
+    time.sleep(1.5)
+    assert page.evaluate(played) > before + 0.5  # its clock runs
+    assert not page.evaluate("window.livePlayer.paused")
+    path = logged(page, "playing")[-1]["path"]
+    assert path == (forced or AUTOMATIC[page.engine])
+    if path != "mse":
+        assert page.evaluate("window.livePlayer.ctx.state") == "running"
+    assert logged(page, "error") == []
     assert page.console_errors() == []
     assert not page.crashed()
 

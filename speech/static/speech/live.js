@@ -1,6 +1,7 @@
 // Live text: speech for text that is still arriving (an AI answer streaming in), in one playback.
 // The text is cut into pieces at sentence ends as it completes; each piece is one request, asked
-// while the one before plays (at most IN_FLIGHT open at once), and only while less than
+// while the one before plays (at most IN_FLIGHT open at once; the second only once the first one's
+// audio has begun to arrive, so the first has the server to itself), and only while less than
 // LOOKAHEAD_SECONDS of audio lie ahead of the listener: a whole page written at once is asked for a
 // piece at a time. The responses reach the playback path as one stream of chunks, each response
 // announced by a marker `{response: k}`; the path calls `session.mark(k, at)` once it knows where
@@ -195,7 +196,13 @@ export class LiveText {
       const response = await request.response;
       const offsets = stringIndices(this.#text.slice(request.from, request.to), request.from + this.#offset);
       yield { response: k };
-      yield* this.#read(response, (event) => this.#word(k, pageWord(event, offsets)));
+      for await (const chunk of this.#read(response, (event) => this.#word(k, pageWord(event, offsets)))) {
+        if (!request.sounded) {
+          request.sounded = true;
+          if (k === 0) this.#pump(); // the second request may go now (see #pump)
+        }
+        yield chunk;
+      }
       request.received = true;
       this.#pump();
     }
@@ -218,6 +225,10 @@ export class LiveText {
   #pump() {
     if (this.stopped || this.#format === null) return;
     while (this.#sent < this.#text.length) {
+      // The second request waits for the first one's first audio (or its end): two syntheses at once
+      // share the server's cores, and would delay the first sound.
+      const first = this.requests[0];
+      if (first && !(first.sounded || first.received || first.failed)) break;
       const open = this.requests.filter((request) => !request.received).length;
       const ahead = this.#ahead();
       if (open >= IN_FLIGHT || ahead >= LOOKAHEAD_SECONDS) break;
@@ -247,9 +258,13 @@ export class LiveText {
   #request(from, to) {
     const input = this.#text.slice(from, to);
     const body = { ...this.#body, input, response_format: this.#format };
-    const request = { from, to, start: undefined, end: undefined, received: false, words: [] };
+    const request = { from, to, start: undefined, end: undefined, received: false, sounded: false, words: [] };
     request.response = this.#post(body);
-    request.response.catch(() => {}); // a failure is thrown where the stream reaches this request
+    // A failure is thrown where the stream reaches this request.
+    request.response.catch(() => {
+      request.failed = true;
+      this.#pump();
+    });
     this.requests.push(request);
   }
 

@@ -69,6 +69,12 @@ export function capabilities() {
   return probed;
 }
 
+// The path the player picks by itself, as far as it is known at once (the click's own task): MSE
+// when this browser plays MP3 through MediaSource (the first choice), else not yet known (null).
+const automaticPath = () => (mseSupported() ? "mse" : null);
+// Whether a path plays on the AudioContext (an unknown one may).
+const needsContext = (path) => path !== "mse" && path !== "element";
+
 export async function supportedPaths() {
   return (await capabilities()).paths;
 }
@@ -77,6 +83,7 @@ export class SpeechPlayer {
   #headers;
   #pageToken;
   #answeredAt = Date.now(); // the last answer that could have renewed the page token
+  #suspended = false; // pause() suspended the context (a Web Audio path) and nothing resumed it since
 
   static capabilities() {
     return capabilities();
@@ -122,11 +129,17 @@ export class SpeechPlayer {
     return (await response.json()).data;
   }
 
-  // Create and resume the AudioContext early (call from a user gesture such as pointerdown).
-  warm() {
-    if (!globalThis.AudioContext) return;
+  // Create and resume the AudioContext early (call from a user gesture such as pointerdown: WebKit
+  // keeps a context made outside one suspended), for the path that will play: `path`, else the
+  // player's own choice. The MSE and <audio> paths play in the element and need none: creating one
+  // takes the main thread up to some 400 ms in Chromium, so then this does nothing.
+  warm(path = this.path) {
+    if (!globalThis.AudioContext || !needsContext(path ?? automaticPath())) return;
     this.ctx ||= new AudioContext({ latencyHint: "interactive" });
-    if (this.ctx.state === "suspended") this.ctx.resume();
+    // After pause() the context may still be suspending (its state still "running"): a resume()
+    // queued now runs after that suspend, so the new session plays.
+    if (this.ctx.state !== "running" || this.#suspended) this.ctx.resume();
+    this.#suspended = false;
   }
 
   async speak({ input, voice = "alloy", speed = 1, model = "piper", path = null }) {
@@ -157,7 +170,7 @@ export class SpeechPlayer {
     const { input: whole, voice, speed, model, path } = this.request;
     const input = whole.slice(from);
     const t0 = performance.now();
-    this.warm(); // still inside the click: an AudioContext made later may stay suspended
+    this.warm(path || this.path); // still inside the click: an AudioContext made later may stay suspended
     const paths = await supportedPaths();
     const chosen = path || this.path || paths[0];
     const format = PATHS[chosen] || "mp3";
@@ -191,7 +204,7 @@ export class SpeechPlayer {
   // Live text: speech for text still arriving, in one playback (see live.js and the top of this file).
   live({ voice = "alloy", speed = 1, model = "piper", path = null, offset = 0 } = {}) {
     const t0 = performance.now();
-    this.warm(); // still inside the click, if there is one
+    this.warm(path || (this.path !== "element" && this.path) || null); // still inside the click, if there is one
     const session = this.startSession(t0, null, null);
     this.request = null; // seek() is speak()'s
     this.received = null; // a page read for an hour is not kept: download() has nothing for live text
@@ -240,7 +253,10 @@ export class SpeechPlayer {
     if (!session || session.paused) return;
     session.paused = true;
     if (session.path === "mse" || session.path === "element") this.audio.pause();
-    else this.ctx?.suspend();
+    else if (this.ctx) {
+      this.ctx.suspend();
+      this.#suspended = true;
+    }
     this.emit("pause", { ms: session.ms(), played: session.playback?.played() ?? 0 });
   }
 
@@ -250,8 +266,9 @@ export class SpeechPlayer {
     session.paused = false;
     if (session.path === "mse" || session.path === "element") {
       if (this.audio.src) this.audio.play().catch(() => {}); // before the first append, the path plays it
-    } else {
-      this.ctx?.resume();
+    } else if (this.ctx) {
+      this.ctx.resume();
+      this.#suspended = false;
     }
     this.emit("resume", { ms: session.ms(), played: session.playback?.played() ?? 0 });
   }
@@ -301,7 +318,11 @@ export class SpeechPlayer {
         this.emit("firstbyte", { ms: session.ms() });
       },
       onLastByte: (bytes) => current() && this.emit("lastbyte", { ms: session.ms(), bytes }),
-      onPlaying: () => current() && this.emit("playing", { ms: session.ms(), path: session.path }),
+      onPlaying: () => {
+        if (!current()) return;
+        this.emit("playing", { ms: session.ms(), path: session.path });
+        this.#contextLater();
+      },
       onEnded: (duration) => {
         if (!current()) return;
         this.progress(session);
@@ -329,6 +350,15 @@ export class SpeechPlayer {
     this.received = { chunks: [], format };
     this.emit("word", { index: -1 });
     return session;
+  }
+
+  // The MSE and <audio> paths need no AudioContext; one is made once their first sound is out (off
+  // the way to it), suspended until a Web Audio path's warm() resumes it, so that path's click need
+  // not make one.
+  #contextLater() {
+    if (this.ctx || !globalThis.AudioContext || needsContext(this.session?.path)) return;
+    this.ctx = new AudioContext({ latencyHint: "interactive" });
+    this.ctx.suspend();
   }
 
   // Reads the event stream: words are kept for the clock, audio is yielded as it arrives. Live text
