@@ -26,7 +26,7 @@ import requests
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 from tests.support.docs_site import ReaderSite, reader_site, reader_venv
-from tests.support.procstat import worker_pid
+from tests.support.procstat import wait_idle, worker_pid
 from tests.support.server import Server, free_port, page_config, spawn, stop_server
 
 COMMANDS = {
@@ -66,21 +66,6 @@ def first_audio(server: Server) -> float:
     return time.monotonic() - started
 
 
-def idle(pid: int) -> None:
-    before = cpu_seconds(pid)
-    while True:
-        time.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - before < 0.01:
-            return
-        before = now
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
-
-
 def serving_pid(server: Server, kind: str) -> int:
     return worker_pid(server.process.pid) if kind == "gunicorn" else server.process.pid
 
@@ -112,7 +97,7 @@ def main() -> None:
                         stop_server(server)
                     server, _ = serve(site, kind)
                     try:
-                        idle(serving_pid(server, kind))
+                        wait_idle(serving_pid(server, kind))
                         after_idle.append(first_audio(server))
                     finally:
                         stop_server(server)

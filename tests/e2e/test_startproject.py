@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +16,7 @@ from playwright.sync_api import Page, Response
 
 from tests.support.docs_site import ReaderSite, reader_site, reader_venv
 from tests.support.player import first, log, open_player, wait_for
-from tests.support.procstat import worker_pid
+from tests.support.procstat import wait_idle, worker_pid
 from tests.support.server import Server, free_port, page_config, spawn, stop_server
 
 PRODUCTION = 'DEBUG = False\nALLOWED_HOSTS = ["127.0.0.1"]\n'
@@ -62,30 +61,13 @@ def serve(site: ReaderSite, kind: str) -> Server:
             time.sleep(0.2)
 
 
-def idle(pid: int) -> None:
-    """Until the process's CPU time stands still for half a second: whatever it does at start is done."""
-    deadline, before = time.monotonic() + 120, cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - before < 0.01:
-            return
-        before = now
-    raise AssertionError("the server never went idle")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
-
-
 @pytest.fixture(scope="module", params=list(COMMANDS))
 def served(request: pytest.FixtureRequest, site: ReaderSite) -> Iterator[tuple[Server, float]]:
     """The site under one server, and the seconds its very first speech request took to its first audio."""
     server = serve(site, request.param)
     try:
         pid = worker_pid(server.process.pid) if request.param == "gunicorn" else server.process.pid
-        idle(pid)  # started, and nobody has asked for speech yet
+        wait_idle(pid)  # started, and nobody has asked for speech yet
         body = {"model": "piper", "voice": "alloy", "input": "The first words this server says."}
         browser = requests.Session()
         token = page_config(browser, f"{server.url}/page")["pageToken"]

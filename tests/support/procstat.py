@@ -49,3 +49,21 @@ def settles(check: Callable[[], bool], timeout: float = 15.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (clock ticks of 1/100 s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def wait_idle(pid: int, timeout: float = 120.0) -> None:
+    """Until the process's CPU time stands still for half a second: whatever it does at start is done."""
+    deadline, before = time.monotonic() + timeout, cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - before < 0.01:
+            return
+        before = now
+    raise AssertionError(f"process {pid} never went idle")
