@@ -85,3 +85,13 @@ def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "speech.E002" in result.stderr
     assert "pip install 'django-speech-stream[piper]'" in result.stderr
+
+
+def test_the_project_is_importable_from_any_folder(tmp_path: Path) -> None:
+    """`make run` and `make test` install the project into .venv (editable), so the docs' Python
+    examples (`from speech import client`) run wherever the reader is, not only in the checkout."""
+    python = ROOT / ".venv" / "bin" / "python"
+    found = subprocess.run([python, "-c", "from speech import client; import speech; print(speech.__file__)"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == str(ROOT / "speech" / "__init__.py")
