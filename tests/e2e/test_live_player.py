@@ -268,7 +268,9 @@ def test_the_second_request_waits_for_the_first_ones_audio(live_page: BrowserPag
     page = live_page
     requests: list[Request] = []
     if isinstance(page, ChromiumPage):
-        page.page.on("request", lambda request: request.url.endswith("/audio/speech") and requests.append(request))
+        page.page.on(
+            "request", lambda request: requests.extend([request] if request.url.endswith("/audio/speech") else [])
+        )
     text = FIRST + "".join(MIDDLE) + LAST
     page.evaluate(
         "((text) => { window.livePlan = (live) => live.write(text).end(); window.livePlayer.on('firstbyte', () =>"
