@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import requests
 
+from tests.support.procstat import settles
 from tests.support.server import ROOT, Server, page_config
 
 # Minutes of raw PCM: far more than socket buffers hold, so the stream stays open while unread.
@@ -33,6 +35,27 @@ def hold(response: requests.Response) -> Iterator[bytes]:
     chunks = response.iter_content(1024)
     next(chunks)
     return chunks
+
+
+class Listener:
+    """Reads a stream in a thread as a player does, until it is closed: a stream whose listener reads
+    nothing lends its synthesis slot to others (speech.limits), so holding a slot takes one that reads."""
+
+    def __init__(self, response: requests.Response) -> None:
+        assert response.status_code == 200
+        self.response, self.received = response, 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        assert settles(lambda: self.received > 0, timeout=30)
+
+    def _read(self) -> None:
+        with contextlib.suppress(requests.RequestException, AttributeError, ValueError):  # closed under it
+            for chunk in self.response.iter_content(1024):
+                self.received += len(chunk)
+
+    def close(self) -> None:
+        self.response.close()
+        self.thread.join(timeout=10)
 
 
 def assert_openai_error(response: requests.Response, status: int, kind: str, code: str) -> None:
@@ -121,8 +144,7 @@ def test_concurrent_streams_per_client(make_server: Callable[..., Server]) -> No
 
 def test_global_cap_queues_then_refuses(make_server: Callable[..., Server]) -> None:
     server = make_server(SPEECH_MAX_STREAMS="1", SPEECH_QUEUE_TIMEOUT="1.5")
-    first = post(server, text=LONG)
-    held = hold(first)
+    first = Listener(post(server, text=LONG))
 
     started = time.monotonic()
     refused = post(server)
@@ -137,7 +159,7 @@ def test_global_cap_queues_then_refuses(make_server: Callable[..., Server]) -> N
     waiter.start()
     time.sleep(0.5)
     assert not results  # still queued
-    assert next(held)
+    assert first.thread.is_alive()  # the first stream is still playing
     first.close()
     waiter.join(timeout=30)
     assert results[0].status_code == 200
