@@ -12,7 +12,7 @@ import base64
 import functools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -60,7 +60,7 @@ def render(
     if speech.stream_format == "sse":
         content_type = "text/event-stream"
         if not stream.sse:
-            chunks = _sse_events(chunks, speech, stream.words)
+            chunks = sse_events(chunks, stream.words, lambda: speech.input)
     body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel, slots)
     response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
     for name, value in stream.headers.items():
@@ -86,7 +86,9 @@ def _watched(
         yield from drop_stalled(chunks, request, cancel, slots)
 
 
-def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.Timeline | None) -> Iterator[bytes]:
+def sse_events(chunks: Iterator[bytes], words: timings.Timeline | None, spoken: Callable[[], str]) -> Iterator[bytes]:
+    """OpenAI's speech events for ``chunks``; ``spoken()`` is the input, asked once the audio has ended
+    (live text is whole only then), for the usage in ``speech.audio.done``."""
     sent = 0
     for chunk in chunks:
         sent += len(chunk)
@@ -97,7 +99,7 @@ def _sse_events(chunks: Iterator[bytes], speech: SpeechRequest, words: timings.T
         yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
     for word in words.take() if words else ():
         yield _sse(word.event())
-    input_tokens = math.ceil(len(speech.input) / 4)
+    input_tokens = math.ceil(len(spoken()) / 4)
     output_tokens = math.ceil(sent / 1000)
     usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
     yield _sse({"type": "speech.audio.done", "usage": usage})

@@ -16,13 +16,11 @@ status (429, 503, 400) instead of audio, and the source is closed unread.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import contextvars
 import functools
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -39,7 +37,7 @@ from speech.hangup import drop_stalled, watcher
 from speech.live import synthesis
 from speech.live.source import Source, Text
 from speech.pipeline import Listener
-from speech.responses import PCM_RATE_HEADER, SSE_DONE
+from speech.responses import PCM_RATE_HEADER, sse_events
 from speech.timings import Timeline
 from speech.usage import Track
 
@@ -102,7 +100,7 @@ class SpeechResponse(StreamingHttpResponse):
         stream = track.stream(transcripts.keep(stream, client.resource_owner), cancel)
         chunks, content_type = stream.chunks, stream.content_type
         if speech.stream_format == "sse":
-            chunks, content_type = _sse_events(chunks, stream.words, reader), "text/event-stream"
+            chunks, content_type = sse_events(chunks, stream.words, lambda: reader.text), "text/event-stream"
         if isinstance(request, ASGIRequest):
             super().__init__(self._async_body(chunks), content_type=content_type)
         else:
@@ -244,24 +242,3 @@ def _noting_text(
         track.speech = replace(track.speech, input=reader.text)
         if words is not None:
             words.text = reader.text
-
-
-def _sse_events(chunks: Iterator[bytes], words: Timeline | None, reader: synthesis.Reader) -> Iterator[bytes]:
-    """``stream_format="sse"``: the REST endpoint's events (``responses._sse_events``) for text still arriving."""
-    sent = 0
-    for chunk in chunks:
-        sent += len(chunk)
-        for word in words.take() if words else ():  # a piece's words come before its audio
-            yield _sse(word.event())
-        yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode()})
-    for word in words.take() if words else ():
-        yield _sse(word.event())
-    input_tokens = math.ceil(len(reader.text) / 4)
-    output_tokens = math.ceil(sent / 1000)
-    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
-    yield _sse({"type": "speech.audio.done", "usage": usage})
-    yield SSE_DONE
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(event)}\n\n".encode()
