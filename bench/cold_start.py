@@ -25,34 +25,11 @@ import requests
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-from tests.support.docs_site import ReaderSite, reader_site, reader_venv
+from tests.support.docs_site import SERVERS, reader_site, reader_venv, serve
 from tests.support.procstat import wait_idle, worker_pid
-from tests.support.server import Server, free_port, page_config, spawn, stop_server
+from tests.support.server import Server, page_config, stop_server
 
-COMMANDS = {
-    "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
-                 "--no-control-socket"],
-    "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
-    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mysite.asgi:application"],
-    "runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:{port}"],
-}  # fmt: skip
 BODY = {"model": "piper", "voice": "alloy", "input": "The first words this server says."}
-
-
-def serve(site: ReaderSite, kind: str) -> tuple[Server, float]:
-    """The server, and the seconds from its start until it first answered a page."""
-    port = free_port()
-    args = [arg.format(port=port) for arg in COMMANDS[kind]]
-    started = time.monotonic()
-    server = spawn([site.python, *args], site.root, site.env, f"http://127.0.0.1:{port}", site.root / f"{kind}.log")
-    while True:
-        if server.process.poll() is not None or time.monotonic() - started > 120:
-            raise SystemExit(server.log_text())
-        try:
-            if requests.get(f"{server.url}/page/", timeout=2).ok:
-                return server, time.monotonic() - started
-        except requests.RequestException:
-            time.sleep(0.05)
 
 
 def first_audio(server: Server) -> float:
@@ -73,7 +50,7 @@ def serving_pid(server: Server, kind: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--servers", default=",".join(COMMANDS))
+    parser.add_argument("--servers", default=",".join(SERVERS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         site = reader_site(reader_venv(Path(work)), Path(work) / "site", OPENAI_API_KEY="sk-bench")

@@ -14,10 +14,10 @@ import pytest
 import requests
 from playwright.sync_api import Page, Response
 
-from tests.support.docs_site import ReaderSite, reader_site, reader_venv
+from tests.support.docs_site import ReaderSite, reader_site, reader_venv, serve
 from tests.support.player import first, log, open_player, wait_for
 from tests.support.procstat import wait_idle, worker_pid
-from tests.support.server import Server, free_port, page_config, spawn, stop_server
+from tests.support.server import Server, page_config, stop_server
 
 PRODUCTION = 'DEBUG = False\nALLOWED_HOSTS = ["127.0.0.1"]\n'
 NO_STATIC_STEP = """
@@ -25,12 +25,7 @@ MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
 STATIC_ROOT = None
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 """
-COMMANDS = {
-    "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
-                 "--no-control-socket"],
-    "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
-    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mysite.asgi:application"],
-}  # fmt: skip
+SERVED_BY = ["gunicorn", "uvicorn", "daphne"]
 # A warm server's first audio comes in about 0.1 s; one that loads the voice on the first request
 # takes 2.4-4.7 s. A second leaves room for a loaded machine and still tells the two apart.
 WARM_FIRST_AUDIO_SECONDS = 1.0
@@ -46,25 +41,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> ReaderSite:
     return site
 
 
-def serve(site: ReaderSite, kind: str) -> Server:
-    port = free_port()
-    args = [arg.format(port=port) for arg in COMMANDS[kind]]
-    server = spawn([site.python, *args], site.root, site.env, f"http://127.0.0.1:{port}", site.root / f"{kind}.log")
-    deadline = time.monotonic() + 120
-    while True:
-        assert server.process.poll() is None, server.log_text()
-        assert time.monotonic() < deadline, server.log_text()
-        try:
-            if requests.get(f"{server.url}/page/", timeout=2).ok:
-                return server
-        except requests.RequestException:
-            time.sleep(0.2)
-
-
-@pytest.fixture(scope="module", params=list(COMMANDS))
+@pytest.fixture(scope="module", params=SERVED_BY)
 def served(request: pytest.FixtureRequest, site: ReaderSite) -> Iterator[tuple[Server, float]]:
     """The site under one server, and the seconds its very first speech request took to its first audio."""
-    server = serve(site, request.param)
+    server, _ = serve(site, request.param)
     try:
         pid = worker_pid(server.process.pid) if request.param == "gunicorn" else server.process.pid
         wait_idle(pid)  # started, and nobody has asked for speech yet
@@ -115,7 +95,7 @@ def test_a_site_that_serves_no_static_files_is_told(page: Page, site: ReaderSite
         check = subprocess.run([site.python, "manage.py", "check"], cwd=site.root, env=site.env,
                                capture_output=True, text=True, timeout=120)  # fmt: skip
         assert "speech.W013" in check.stdout + check.stderr
-        server = serve(site, "uvicorn")
+        server, _ = serve(site, "uvicorn")
         try:
             page.goto(f"{server.url}/page/")
             warning = page.locator(".sp-load-error")

@@ -9,11 +9,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from tests.host_site.install import build_wheel, shared_deps
 from tests.support.readme import readme_blocks
+from tests.support.server import Server, free_port, spawn
 
 HOST_BLOCKS = [block for block in readme_blocks() if not block.not_run and block.for_host_site]
 PAGE_VIEW = """
@@ -83,3 +87,29 @@ def reader_site(venv: Path, root: Path, **env: str) -> ReaderSite:
     site.append("settings.py", 'TEMPLATES[0]["DIRS"] = [BASE_DIR / "templates"]\n')
     site.append("urls.py", textwrap.dedent(PAGE_VIEW))
     return site
+
+
+# The reader's site under each server, as the host-site guide serves it (its own wsgi.py / asgi.py).
+SERVERS = {
+    "gunicorn": ["-m", "gunicorn", "mysite.wsgi", "--bind", "127.0.0.1:{port}", "--threads", "8",
+                 "--no-control-socket"],
+    "uvicorn": ["-m", "uvicorn", "mysite.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mysite.asgi:application"],
+    "runserver": ["manage.py", "runserver", "--noreload", "127.0.0.1:{port}"],
+}  # fmt: skip
+
+
+def serve(site: ReaderSite, kind: str, timeout: float = 120) -> tuple[Server, float]:
+    """The site served by ``kind``, and the seconds from its start until it first answered a page."""
+    port = free_port()
+    args = [arg.format(port=port) for arg in SERVERS[kind]]
+    started = time.monotonic()
+    server = spawn([site.python, *args], site.root, site.env, f"http://127.0.0.1:{port}", site.root / f"{kind}.log")
+    while True:
+        assert server.process.poll() is None, server.log_text()
+        assert time.monotonic() - started < timeout, server.log_text()
+        try:
+            if requests.get(f"{server.url}/page/", timeout=2).ok:
+                return server, time.monotonic() - started
+        except requests.RequestException:
+            time.sleep(0.05)
