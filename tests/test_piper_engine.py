@@ -16,8 +16,8 @@ from speech.engines import piper
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
+from speech.openai_names import OPENAI_VOICES
 from speech.scheduler import Grant
-from speech.schemas import OPENAI_VOICES
 
 LONG_SENTENCE = (
     "This single sentence runs on and on, through one clause after another, with no full stop in sight, "

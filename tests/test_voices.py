@@ -21,8 +21,8 @@ from speech.checks import check_settings
 from speech.engines.base import get_engine
 from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
+from speech.openai_names import OPENAI_VOICES
 from speech.scheduler import Grant
-from speech.schemas import OPENAI_VOICES
 from tests.support.fake_hub import HubVoice, add_voice, language
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ by the API, so the client gets one ``speech.audio.done`` event.
 The API key is sent upstream in the Authorization header and nowhere else. Upstream error bodies
 are never relayed: a 401/403 becomes our own 502, a 4xx our own error with upstream's message
 scrubbed (the key in any case, anything shaped like an OpenAI key), a ``param`` only if it names a
-field of ours and a ``code`` only if it is a plain identifier.
+field we forward (``FORWARDED``) and a ``code`` only if it is a plain identifier.
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ from speech.audio import CONTENT_TYPES
 from speech.cancellation import Cancellation, Cancelled
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import ClientClosed, InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
-from speech.schemas import OPENAI_VOICES, SpeechBody
+from speech.openai_names import OPENAI_VOICES
 from speech.text import normalize, sentences
 
 logger = logging.getLogger(__name__)
 
 JOINABLE = ("mp3", "aac", "pcm")
+# The request's fields sent upstream: an upstream error's ``param`` is relayed only when it names one.
+FORWARDED = ("model", "input", "voice", "response_format", "speed", "instructions", "stream_format")
 READ_SIZE = 65_536  # an upper bound per read; a read returns as soon as any bytes are there
 _Opened = tuple[requests.Response, Iterator[bytes]]
 # What a speech response may be labelled; anything else (text/html from a proxy's error page) is not audio.
@@ -216,7 +218,7 @@ class OpenAIEngine(Engine):
             message = f"The upstream speech service '{self.alias}' refused the request."
         return InvalidRequest(
             self._scrub(message)[:MAX_MESSAGE],
-            param=param if isinstance(param, str) and param in SpeechBody.model_fields else None,
+            param=param if isinstance(param, str) and param in FORWARDED else None,
             code=code if isinstance(code, str) and _CODE.fullmatch(code) and self._scrub(code) == code else None,
             status=response.status_code,
         )
