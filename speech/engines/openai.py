@@ -38,6 +38,7 @@ from requests.adapters import HTTPAdapter
 
 from speech.audio import CONTENT_TYPES
 from speech.cancellation import Cancellation, Cancelled
+from speech.conf import OPENAI_URL
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import ClientClosed, InvalidRequest, RateLimited, SpeechError, UpstreamError, UpstreamTimeout
 from speech.openai_names import OPENAI_VOICES
@@ -59,7 +60,6 @@ _SECRET = re.compile(r"sk-[A-Za-z0-9_-]{6,}")
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 MAX_MESSAGE = 1000
 MAX_RETRY_AFTER = 600
-OPENAI_URL = "https://api.openai.com/v1"
 
 
 class OpenAIEngine(Engine):
