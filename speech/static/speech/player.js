@@ -32,6 +32,9 @@ import { Session } from "./session.js";
 import { opusConfig, playOpus } from "./webcodecs.js";
 
 export const PATHS = { mse: "mp3", webcodecs: "opus", pcm: "pcm", element: "mp3" };
+// A primed request (prime()) not taken by a click within this long is cancelled.
+const PRIME_MS = 15_000;
+const bodyKey = (body) => JSON.stringify(Object.entries(body).sort(([a], [b]) => (a < b ? -1 : 1)));
 const PLAY = { mse: playMse, webcodecs: playOpus, pcm: playPcm }; // the fetch paths (live text too)
 const TYPES = { mp3: "audio/mpeg", opus: "audio/ogg", pcm: "audio/pcm" };
 const PROGRESS_EVERY_MS = 200;
@@ -84,6 +87,7 @@ export class SpeechPlayer {
   #pageToken;
   #answeredAt = Date.now(); // the last answer that could have renewed the page token
   #suspended = false; // pause() suspended the context (a Web Audio path) and nothing resumed it since
+  #primed = null; // {key, controller, response, timer}: a request asked for before the click that plays it
 
   static capabilities() {
     return capabilities();
@@ -214,7 +218,7 @@ export class SpeechPlayer {
       body: { model, voice, speed },
       offset,
       post: async (body) => {
-        const response = await this.#post(body, session.signal);
+        const response = await (this.#adopt(body, session.signal) ?? this.#post(body, session.signal));
         session.headers ||= response.headers;
         return response;
       },
@@ -228,10 +232,9 @@ export class SpeechPlayer {
         }),
     });
     live.done = (async () => {
-      const paths = (await supportedPaths()).filter((usable) => usable !== "element");
-      const chosen = path || (this.path !== "element" && this.path) || paths[0];
+      const { chosen, usable } = await this.#livePath(path);
       try {
-        if (!paths.includes(chosen)) throw new Error(`Playback path '${chosen}' cannot play live text in this browser.`);
+        if (!usable) throw new Error(`Playback path '${chosen}' cannot play live text in this browser.`);
         if (session.signal.aborted) return;
         session.path = chosen;
         live.start(PATHS[chosen]);
@@ -245,6 +248,58 @@ export class SpeechPlayer {
       }
     })();
     return live;
+  }
+
+  // The path live text plays on (`path`, the player's, else the browser's best but <audio>) and its format.
+  async #livePath(path) {
+    const paths = (await supportedPaths()).filter((usable) => usable !== "element");
+    const chosen = path || (this.path !== "element" && this.path) || paths[0];
+    return { chosen, usable: paths.includes(chosen), format: PATHS[chosen] };
+  }
+
+  /** The audio format live text would ask for on `path` (null: that path cannot play it here). */
+  async liveFormat(path = null) {
+    const { usable, format } = await this.#livePath(path);
+    return usable ? format : null;
+  }
+
+  /**
+   * Ask for one request's audio ahead of the click that will play it (the visitor points at the button):
+   * `body` as live text will post it ({model, voice, speed, input, response_format}). A live text whose
+   * request has the same body takes this response instead of asking again; unclaimed, it is cancelled
+   * after PRIME_MS or when another is primed.
+   */
+  prime(body) {
+    const key = bodyKey(body);
+    if (this.#primed?.key === key) return;
+    this.#unprime();
+    const controller = new AbortController();
+    const response = this.#post(body, controller.signal);
+    response.catch(() => {}); // a failure is met again by the request that takes it
+    const timer = setTimeout(() => this.#unprime(), PRIME_MS);
+    this.#primed = { key, controller, response, timer };
+  }
+
+  #unprime() {
+    if (!this.#primed) return;
+    clearTimeout(this.#primed.timer);
+    this.#primed.controller.abort();
+    this.#primed = null;
+  }
+
+  // The primed response for this body, now the session's (its stop cancels it); null: ask afresh.
+  #adopt(body, signal) {
+    const primed = this.#primed;
+    if (!primed) return null;
+    if (primed.key !== bodyKey(body)) {
+      this.#unprime();
+      return null;
+    }
+    clearTimeout(primed.timer);
+    this.#primed = null;
+    if (signal.aborted) primed.controller.abort();
+    else signal.addEventListener("abort", () => primed.controller.abort(), { once: true });
+    return primed.response;
   }
 
   // Pause what plays (MSE/<audio>: the element; Web Audio paths: the context's clock); resume() goes on.
@@ -435,6 +490,7 @@ export class SpeechPlayer {
 
   destroy() {
     this.stop();
+    this.#unprime();
     this.listeners.clear();
     this.received = null;
     this.ctx?.close();

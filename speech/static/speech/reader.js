@@ -9,6 +9,7 @@
 // from the player's live text (player.live()): the text from the sentence read on, in one session;
 // going to another sentence stops it and starts another from there.
 
+import { nextCut } from "./live.js";
 import { SpeechPlayer } from "./player.js";
 import { mountControls } from "./reader-controls.js";
 import { Highlighter, SENTENCE, WORD } from "./reader-highlight.js";
@@ -202,6 +203,20 @@ export class SpeechReader {
     this.#scrollTo(this.#sentence, true);
   }
 
+  // Ask for the first piece that start() would ask for, before the click (see SpeechPlayer.prime).
+  async #prime() {
+    if (this.state !== "idle" || !this.target) return;
+    const voice = (await this.voiceChosen) || "alloy";
+    const format = await this.player.liveFormat(this.path);
+    const page = this.page;
+    if (this.state !== "idle" || !format || !page.sentences.length) return;
+    const { start } = page.sentences[page.sentenceAt(this.#recall() ?? 0)];
+    const end = nextCut(page.text, start, { limit: 0, ended: true, waited: false });
+    const input = page.text.slice(start, end);
+    if (!input.trim()) return;
+    this.player.prime({ model: this.model, voice, speed: this.speed, input, response_format: format });
+  }
+
   // One live session: the text from sentence `index` on.
   #play(index) {
     const page = this.page;
@@ -250,6 +265,10 @@ export class SpeechReader {
     const on = (target, type, fn, options = {}) => target.addEventListener(type, fn, { ...options, signal: this.#signal });
     // The AudioContext is made as the button goes down: a person's click comes some 100 ms later.
     on(this.root, "pointerdown", () => player.warm());
+    // Pointing at Listen (or tabbing to it) asks for the first sentence's audio: the click plays it at once.
+    const play = this.root.querySelector(".sr-play");
+    on(play, "pointerenter", () => this.#prime());
+    on(play, "focus", () => this.#prime());
     // A click on a word while reading goes to its sentence; links, controls and selections stay the page's.
     on(this.target, "click", (event) => {
       if (this.state === "idle" || event.button !== 0 || event.defaultPrevented) return;
