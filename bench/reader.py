@@ -9,6 +9,11 @@ time stamp to the player's `playing`. The reader reads the page's text while the
 load (and again after a change); the run waits for that before it clicks, as a visitor's click would. The
 first run of each engine warms up (the voice, the browser's caches) and is not counted.
 
+The site started by `--serve` has the audio cache on, as `make run` has it: after the warm-up run the
+page is a popular one, its first sentence replayed from the cache. `--cold` turns the cache off, so that
+every run synthesises as for a page nobody has read yet. `--dwell S` rests the pointer on Listen for S
+seconds before the click, as a person's does (the reader asks for the first sentence then).
+
 Beside it, the p50 of its two parts before the audio: click -> the first piece's request (the reader and the
 player in the page) and that request -> its first byte (the server).
 
@@ -85,7 +90,7 @@ INSTRUMENT = f"""(() => {{
 }})()"""
 
 
-def run_once(page: BrowserPage, url: str) -> dict[str, Any]:
+def run_once(page: BrowserPage, url: str, dwell: float = 0.0) -> dict[str, Any]:
     page.goto(f"{url}/read/")
     page.evaluate("localStorage.clear()")  # every run starts at the top
     words = page.evaluate(f"({LENGTHEN})({WORDS})")
@@ -93,6 +98,9 @@ def run_once(page: BrowserPage, url: str) -> dict[str, Any]:
         lambda: page.evaluate(f"Boolean({READER.replace('.speechReader', '?.speechReader')}?.voice)"), 30, "reader"
     )
     page.evaluate(INSTRUMENT)
+    if dwell:
+        page.hover(".sr-play")  # a person's pointer reaches the button before the click
+        time.sleep(dwell)
     page.click(".sr-play")
     wait_for(lambda: page.evaluate("'playing' in window.bench || 'error' in window.bench"), 60, "first sound")
     started = time.monotonic()
@@ -110,15 +118,14 @@ def run_once(page: BrowserPage, url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def site(url: str | None) -> Iterator[str]:
+def site(url: str | None, cache: bool = True) -> Iterator[str]:
     if url:
         yield url
         return
     from tests.support.server import start_server, stop_server
 
-    server = start_server(
-        Path(tempfile.mkdtemp(prefix="bench-reader-")), {"DJANGO_SETTINGS_MODULE": "ttsproject.settings"}
-    )
+    env = {"DJANGO_SETTINGS_MODULE": "ttsproject.settings", "SPEECH_CACHE_AUDIO": "1" if cache else "0"}
+    server = start_server(Path(tempfile.mkdtemp(prefix="bench-reader-")), env)
     try:
         yield server.url
     finally:
@@ -131,10 +138,17 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help="start a site for the run, as the tests do")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument(
+        "--cold", action="store_true", help="with --serve: the audio cache off, every run synthesises (a new page)"
+    )
+    parser.add_argument(
+        "--dwell", type=float, default=0.0, help="seconds the pointer rests on Listen before the click (default 0)"
+    )
     args = parser.parse_args()
 
-    with site(None if args.serve else args.url or "http://127.0.0.1:8000") as url:
+    with site(None if args.serve else args.url or "http://127.0.0.1:8000", cache=not args.cold) as url:
         print(f"{args.runs} runs per engine (after one warm-up) against {url}/read/ made {WORDS:,} words long")
+        print(f"audio cache {'off' if args.cold else 'on'}, pointer on Listen {args.dwell:.2f} s before the click")
         print(
             f"{'engine':<9} {'path':<10} {'click->sound p50/p95 ms':>24} {'highlight lag p50/p95 ms':>25} {'words':>6}"
         )
@@ -149,7 +163,7 @@ def main() -> None:
                 for index in range(args.runs + 1):
                     page = browser.new_page()
                     try:
-                        result = run_once(page, url)
+                        result = run_once(page, url, args.dwell)
                     finally:
                         page.close()
                     if index == 0:

@@ -18,7 +18,7 @@ from playwright.sync_api import Playwright
 
 from speech.text import sentences as server_sentences
 from tests.host_site.server import PREFIX, host_site
-from tests.support.browsers import ENGINES, Browser, BrowserPage, center_of, launch, wait_for
+from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
 from tests.support.server import Server
 
 READER = "document.querySelector('[data-speech-reader]').speechReader"
@@ -122,22 +122,6 @@ def press(page: BrowserPage, key: str) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
     ActionChains(page.driver).send_keys(codes[key]).perform()  # type: ignore[attr-defined]
-
-
-def hover(page: BrowserPage, selector: str) -> None:
-    """A trusted pointer move onto the element's middle, with no click."""
-    if page.engine == "chromium":
-        page.page.hover(selector)  # type: ignore[attr-defined]
-        return
-    if page.engine == "firefox":
-        x, y = center_of(page, selector)
-        move = {"type": "pointerMove", "x": x, "y": y}
-        page._actions({"type": "pointer", "id": "mouse", "actions": [move]})  # type: ignore[attr-defined]
-        return
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    element = page.driver.find_element("css selector", selector)  # type: ignore[attr-defined]
-    ActionChains(page.driver).move_to_element(element).perform()  # type: ignore[attr-defined]
 
 
 # --- What is read -------------------------------------------------------------------------------------
@@ -296,7 +280,7 @@ def test_pointing_at_listen_asks_for_the_first_sentence_and_the_click_plays_it(
     for then, and the click plays that response instead of asking again."""
     page = engine_page
     open_reader(page, f"{site.url}/read/")
-    hover(page, ".sr-play")
+    page.hover(".sr-play")
     wait_for(lambda: page.evaluate("window.requestsSent.length") == 1, 30, "the first sentence asked for")
     primed = json.loads(page.evaluate("window.requestsSent[0].body"))
     assert primed["input"] == "Pride and Prejudice\n"

@@ -50,6 +50,10 @@ class BrowserPage(Protocol):
     def goto(self, url: str) -> None: ...
     def type(self, selector: str, text: str) -> None: ...
     def click(self, selector: str) -> None: ...
+    def hover(self, selector: str) -> None:
+        """A trusted pointer move onto the element's middle, with no click."""
+        ...
+
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         """Value of a JS expression (awaited if a promise), passed through JSON."""
         ...
@@ -115,6 +119,9 @@ class ChromiumPage:
 
     def click(self, selector: str) -> None:
         self.page.locator(selector).click()
+
+    def hover(self, selector: str) -> None:
+        self.page.locator(selector).hover()
 
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         self.page.set_default_timeout(timeout * 1000)
@@ -232,6 +239,11 @@ class FirefoxPage:
             {"type": "pointerUp", "button": 0},
         ]
         self._actions({"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": pointer})
+
+    def hover(self, selector: str) -> None:
+        x, y = center_of(self, selector)
+        move = [{"type": "pointerMove", "x": x, "y": y}]
+        self._actions({"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": move})
 
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         result = self.bidi.send(
@@ -368,6 +380,11 @@ class WebKitPage:
 
     def click(self, selector: str) -> None:
         self.driver.find_element("css selector", selector).click()
+
+    def hover(self, selector: str) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(self.driver).move_to_element(self.driver.find_element("css selector", selector)).perform()
 
     def evaluate(self, expression: str, timeout: float = 30) -> Any:
         self.driver.set_script_timeout(timeout)
