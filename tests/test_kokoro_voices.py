@@ -242,11 +242,7 @@ def test_a_french_voice_speaks_french(store: Path, client: Client) -> None:
     assert "installed ff_siwis" in voices("install", "ff_siwis")
     assert listed(client)[("ff_siwis", "kokoro")]["language"] == "fr-FR"
     text = "Bonjour tout le monde."
-    response = client.post(
-        "/v1/audio/speech",
-        {"model": "kokoro", "voice": "ff_siwis", "input": text, "response_format": "wav", "stream_format": "sse"},
-        content_type="application/json",
-    )
+    response = speak(client, voice="ff_siwis", input=text, response_format="wav", stream_format="sse")
     assert response.status_code == 200
     lines = b"".join(response.streaming_content).decode().splitlines()
     received = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
