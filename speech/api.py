@@ -14,7 +14,8 @@ from ninja import NinjaAPI, Router
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 
-from speech import schemas, security, subtitles, text, timings, transcripts
+from speech import keys, schemas, subtitles, text, timings, transcripts
+from speech.clients import client_of
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, get_engine
 from speech.errors import InvalidRequest, NotFound, SpeechError, error_response, invalid_request
@@ -23,7 +24,7 @@ from speech.responses import speech_response
 logger = logging.getLogger(__name__)
 
 # Auth and limits live on the router: a host that mounts it on its own NinjaAPI keeps them.
-router = Router(tags=["audio"], auth=security.authenticate)
+router = Router(tags=["audio"], auth=keys.authenticate)
 
 ERRORS: dict[int | str, Any] = {
     400: schemas.ErrorBody, 401: schemas.ErrorBody, 403: schemas.ErrorBody, 429: schemas.ErrorBody,
@@ -71,7 +72,7 @@ def speech_subtitles(request: HttpRequest, speech_id: str, format: schemas.Subti
 
 
 def _finished_transcript(request: HttpRequest, speech_id: str) -> tuple[list[timings.Word], str | None]:
-    found = transcripts.load_transcript(speech_id, security.client_of(request).resource_owner)
+    found = transcripts.load_transcript(speech_id, client_of(request).resource_owner)
     if found is None:  # another client's synthesis is as unknown as one that never was
         raise NotFound(
             f"No finished synthesis '{speech_id}' has word timings (unknown, still speaking, expired, or from an "

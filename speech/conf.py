@@ -78,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "STALL_TIMEOUT": 30.0,
     # Origins allowed to call /v1/* from a browser (through django-cors-headers); [] = same origin only.
     "CORS_ORIGINS": [],
-    # Content-Security-Policy that speech.security.ContentSecurityPolicyMiddleware sets on HTML pages.
+    # Content-Security-Policy that speech.csp.ContentSecurityPolicyMiddleware sets on HTML pages.
     "CSP": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "

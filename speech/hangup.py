@@ -5,7 +5,7 @@ is no socket to poll: Django cancels the response's task on ``http.disconnect`` 
 
 A listener that stops reading is dropped ``STALL_TIMEOUT`` seconds after the socket stopped taking
 data (``drop_stalled``), with one log line. The socket's send buffer is kept small
-(``security.limit_stalls``): the kernel's own would grow to megabytes and hide a stall for minutes.
+(``limit_stalls``): the kernel's own would grow to megabytes and hide a stall for minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -31,14 +32,30 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 # What is handed to the server at a time once the socket is writable: well under the free space a
-# writable socket has (a third of its send buffer, security.STALL_SEND_BUFFER).
+# writable socket has (a third of its send buffer, STALL_SEND_BUFFER).
 WRITE_SLICE = 8 * 1024
+STALL_SEND_BUFFER = 64 * 1024  # ~1.3 s of pcm, 16 s of 32 kbit/s mp3: far more than a network path needs here
 
 
 def client_socket(request: HttpRequest) -> socket.socket | None:
     """The client's socket where the server lends it to the app (gunicorn), else None."""
     sock: socket.socket | None = request.META.get("gunicorn.socket")
     return sock
+
+
+def limit_stalls(request: HttpRequest) -> None:
+    """A listener that reads nothing for ``STALL_TIMEOUT`` seconds fails our next write, so its stream
+    ends and its slot frees. A kernel send timeout, not ``settimeout``: that would make every read of
+    the socket (the hang-up watcher's peek) wait too."""
+    sock = client_socket(request)
+    if sock is not None:
+        seconds = get_config()["STALL_TIMEOUT"]
+        with contextlib.suppress(OSError):
+            timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+            # A fixed, small send buffer: the kernel's grows to megabytes, which an unread stream fills
+            # for minutes before a write would wait (drop_stalled counts from then).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALL_SEND_BUFFER)
 
 
 def peer_closed(sock: socket.socket) -> bool:

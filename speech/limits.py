@@ -27,7 +27,7 @@ from speech.conf import get_config, parse_rate
 from speech.errors import Overloaded, RateLimited
 
 if TYPE_CHECKING:
-    from speech.security import Client
+    from speech.clients import Client
 
 SLOT_TTL = 3600
 STREAMS = "speech:streams"  # the global synthesis slots (MAX_STREAMS)

@@ -21,7 +21,7 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from speech import security
+from speech.clients import from_trusted_proxy
 
 HEADER = "X-Request-ID"
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
@@ -38,7 +38,7 @@ def current() -> str:
 
 def assign(request: HttpRequest) -> str:
     incoming = request.headers.get(HEADER, "")
-    kept = _SAFE.fullmatch(incoming) and security.from_trusted_proxy(request)
+    kept = _SAFE.fullmatch(incoming) and from_trusted_proxy(request)
     request_id = incoming if kept else f"req_{uuid.uuid4().hex}"
     _current.set(request_id)
     return request_id

@@ -18,10 +18,11 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio, audio_cache, security, timings, transcripts
+from speech import asgi, audio, audio_cache, keys, timings, transcripts
 from speech.cancellation import Cancellation
+from speech.clients import client_of
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
-from speech.hangup import drop_stalled, watcher
+from speech.hangup import drop_stalled, limit_stalls, watcher
 from speech.limits import StreamSlots
 from speech.usage import Track
 
@@ -32,9 +33,9 @@ SSE_DONE = b"data: [DONE]\n\n"
 
 
 def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
-    client = security.client_of(request)
-    security.check_engine(client, speech.model)
-    security.limit_stalls(request)
+    client = client_of(request)
+    keys.check_engine(client, speech.model)
+    limit_stalls(request)
     # SSE shares plain audio's entries: its hit carries the words it replays (a miss if they are gone), no range.
     hit = audio_cache.replay(speech, client.scope, request.headers.get("Range", ""))
     cancel = Cancellation()

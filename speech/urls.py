@@ -2,9 +2,10 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import path, re_path
 
-from speech import security, views
+from speech import views
 from speech.api import build_api
 from speech.errors import json_not_allowed
+from speech.page_tokens import renew_page_token
 from speech.requestid import with_request_id
 
 app_name = "speech"
@@ -14,7 +15,7 @@ api_patterns, api_app, api_namespace = api.urls
 
 
 def finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-    return security.renew_page_token(request, json_not_allowed(request, response))
+    return renew_page_token(request, json_not_allowed(request, response))
 
 
 for pattern in api_patterns:  # every API answer carries x-request-id; ninja's 405s are text

@@ -10,10 +10,10 @@ from types import TracebackType
 
 from speech import limits, requestid
 from speech.cancellation import Cancellation, close
+from speech.clients import Client
 from speech.conf import get_config
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.errors import ClientClosed, SpeechError
-from speech.security import Client
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
-from speech import limits, schemas, security
+from speech import keys, limits, schemas
 from speech.api import create_speech
 from speech.errors import NotFound, SpeechError, error_response, invalid_request
 
@@ -22,7 +22,7 @@ def speech_stream(request: HttpRequest) -> HttpResponseBase:
     browser's session cookie (SameSite=Lax: not sent on another site's <audio> or <img> requests).
     """
     try:
-        client = request.auth = security.stream_client(request)  # type: ignore[attr-defined]
+        client = request.auth = keys.stream_client(request)  # type: ignore[attr-defined]
         limits.check_rate(client)
         params = {key: value for key, value in request.GET.items() if key != "token"}
         try:

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from django.test import Client, RequestFactory, override_settings
 
-from speech import limits, security, usage
+from speech import clients, keys, limits, usage
 from speech.engines.base import SpeechRequest
 from speech.errors import Overloaded
 
@@ -127,14 +127,14 @@ def test_the_readmes_key_example() -> None:
     assert (backend.id, backend.rate, backend.max_streams) == ("key:backend", "600/minute", 32)
 
 
-def identify_key(key: str) -> security.Client:
+def identify_key(key: str) -> clients.Client:
     request = RequestFactory().get("/v1/models", headers={"Authorization": f"Bearer {key}"})
-    return security.identify(request)
+    return keys.identify(request)
 
 
 @pytest.mark.django_db
 def test_a_replay_takes_a_global_slot_like_a_synthesis() -> None:
-    client = security.Client("key:test", "test", rate=None, max_streams=0)
+    client = clients.Client("key:test", "test", rate=None, max_streams=0)
     speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
     with override_settings(SPEECH={"MAX_STREAMS": 1, "QUEUE_TIMEOUT": 0.2}):
         release = limits.acquire_stream(client, synthesis=True)  # someone else's synthesis

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from speech.checks import check_settings
+from speech.clients import client_address
+from speech.keys import identify
 from speech.proxies import networks, real_client
-from speech.security import client_address, identify
 
 NGINX = networks(("127.0.0.1",))
 CHAIN = networks(("10.0.0.0/8", "::1"))

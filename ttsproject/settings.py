@@ -62,7 +62,7 @@ INSTALLED_APPS = [
 # No GZipMiddleware: it would buffer streamed audio.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "speech.security.ContentSecurityPolicyMiddleware",
+    "speech.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -79,7 +79,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 1
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 # The client behind nginx (SPEECH_TRUSTED_PROXIES), as the API's limits see it, not the proxy's address.
-AXES_CLIENT_IP_CALLABLE = "speech.security.client_ip"
+AXES_CLIENT_IP_CALLABLE = "speech.clients.client_ip"
 
 ROOT_URLCONF = "ttsproject.urls"
 WSGI_APPLICATION = "ttsproject.wsgi.application"

@@ -29,13 +29,15 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio, limits, requestid, security, transcripts
+from speech import asgi, audio, keys, limits, requestid, transcripts
 from speech.cancellation import Cancellation, close
+from speech.clients import Client, client_address
 from speech.engines.base import Engine, SpeechRequest, SpeechStream, engine_for_model
 from speech.errors import ClientClosed, InvalidRequest, SpeechError
-from speech.hangup import drop_stalled, watcher
+from speech.hangup import drop_stalled, limit_stalls, watcher
 from speech.live import synthesis
 from speech.live.source import Source, Text
+from speech.page_tokens import page_client
 from speech.pipeline import Listener
 from speech.responses import PCM_RATE_HEADER, sse_events
 from speech.timings import Timeline
@@ -94,7 +96,7 @@ class SpeechResponse(StreamingHttpResponse):
                 self[name] = value
             self[requestid.HEADER] = request_id
             return
-        security.limit_stalls(request)
+        limit_stalls(request)
         self._track = track
         stream = replace(stream, chunks=_noting_text(stream.chunks, track, stream.words, reader))
         stream = track.stream(transcripts.keep(stream, client.resource_owner), cancel)
@@ -108,8 +110,8 @@ class SpeechResponse(StreamingHttpResponse):
         for name, value in stream.headers.items():
             self[name] = value
         self.speech_id = stream.headers.get(transcripts.HEADER)
-        if self.speech_id and not security.api_keys():  # an open API: words are the address's, as for REST
-            transcripts.grant(self.speech_id, security.client_address(request))
+        if self.speech_id and not keys.api_keys():  # an open API: words are the address's, as for REST
+            transcripts.grant(self.speech_id, client_address(request))
         self["Cache-Control"] = "no-store"
         self["X-Accel-Buffering"] = "no"
         self["X-Speech-Engine"] = stream.engine
@@ -151,7 +153,7 @@ class SpeechResponse(StreamingHttpResponse):
 
 def _admit(
     request: HttpRequest, speech: SpeechRequest, source: Source, cancel: Cancellation, wait: float
-) -> tuple[security.Client, Track, SpeechStream, synthesis.Reader]:
+) -> tuple[Client, Track, SpeechStream, synthesis.Reader]:
     """Who is listening, within their limits (a stream slot taken), and the stream, not started yet."""
     client = live_client(request)
     limits.check_rate(client)
@@ -169,11 +171,11 @@ def _in_event_loop() -> bool:
     return True
 
 
-def live_client(request: HttpRequest) -> security.Client:
+def live_client(request: HttpRequest) -> Client:
     """A host view's listener, counted as the site's page counts its visitors (``PAGE_LIMITS``). Its
     words are the page session's (read with the page's token), or, on an open API, the address's too.
     The host chose the model: an upstream engine is not refused to anonymous visitors here."""
-    return replace(security._page_client(request, security.client_address(request)), upstream=True)
+    return replace(page_client(request, client_address(request)), upstream=True)
 
 
 def _speech_request(

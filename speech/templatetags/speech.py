@@ -14,8 +14,8 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from speech.page_tokens import page_token
 from speech.schemas import SPEEDS
-from speech.security import page_token
 
 register = template.Library()
 
@@ -36,7 +36,7 @@ def speech_player(context: template.Context, path: str = "") -> dict[str, Any]:
         "speeds": SPEEDS,
         "modules": [url for name, url in modules.items() if "/reader" not in name],
         "import_map": import_map(modules),
-        "csp_nonce": getattr(request, "csp_nonce", ""),  # set by speech.security.ContentSecurityPolicyMiddleware
+        "csp_nonce": getattr(request, "csp_nonce", ""),  # set by speech.csp.ContentSecurityPolicyMiddleware
     }
 
 
