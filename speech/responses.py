@@ -18,7 +18,7 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
-from speech import asgi, audio, audio_cache, keys, timings, transcripts
+from speech import asgi, audio, audio_cache, keys, requestid, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.clients import client_of
 from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
@@ -41,7 +41,7 @@ def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHtt
     cancel = Cancellation()
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
-    with Track(client, speech, cached=hit is not None) as track, watcher.watch(request, cancel):
+    with Track(client, speech, requestid.current(), cached=hit is not None) as track, watcher.watch(request, cancel):
         stream = hit or _start(request, speech, cancel, client.resource_owner)
     if hit is not None and (speech_id := hit.headers.get(transcripts.HEADER)):
         transcripts.grant(speech_id, client.resource_owner)  # the replay names its words: they are its client's too

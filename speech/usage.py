@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
-from speech import limits, requestid
+from speech import limits
 from speech.cancellation import Cancellation, close
 from speech.clients import Client
 from speech.conf import get_config
@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Track:
-    """``with Track(client, speech) as track: stream = engine.speak(...)`` then ``track.stream(stream, cancel)``.
+    """``with Track(client, speech, request_id) as track: stream = engine.speak(...)`` then
+    ``track.stream(stream, cancel)``.
 
     Entering takes a stream slot (429/503 when none is free); the slot is given back and the record
     written when the stream ends, however it ends, or at once when starting the stream fails.
@@ -28,13 +29,13 @@ class Track:
 
     client: Client  # who authenticate() said this is
     speech: SpeechRequest
+    request_id: str  # the request's x-request-id, which the record names
     started: float = field(default_factory=time.monotonic)
     engine: str = ""
     sent: int = 0
     ttfb: float | None = None
     cached: bool = False
     release: limits.StreamSlots | None = None
-    request_id: str = field(default_factory=requestid.current)
 
     def __enter__(self) -> Track:
         self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too

@@ -138,9 +138,9 @@ def test_a_replay_takes_a_global_slot_like_a_synthesis() -> None:
     speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
     with override_settings(SPEECH={"MAX_STREAMS": 1, "QUEUE_TIMEOUT": 0.2}):
         release = limits.acquire_stream(client, synthesis=True)  # someone else's synthesis
-        with pytest.raises(Overloaded), usage.Track(client, speech, engine="openai", cached=True):
+        with pytest.raises(Overloaded), usage.Track(client, speech, "req_test", engine="openai", cached=True):
             pass
         release()
-        with usage.Track(client, speech, engine="openai", cached=True) as track:
+        with usage.Track(client, speech, "req_test", engine="openai", cached=True) as track:
             assert track.release is not None
         track.finish(200)

@@ -83,7 +83,7 @@ class SpeechResponse(StreamingHttpResponse):
         request_id = requestid.assign(request)
         try:
             speech = _speech_request(model, voice, response_format, speed, instructions, language, stream_format)
-            opening = functools.partial(_admit, request, speech, source, cancel, wait)
+            opening = functools.partial(_admit, request, request_id, speech, source, cancel, wait)
             if _in_event_loop():  # an async view: the session, the user and usage records are the database's
                 client, track, stream, reader = _admitting.submit(contextvars.copy_context().run, opening).result()
             else:
@@ -152,13 +152,13 @@ class SpeechResponse(StreamingHttpResponse):
 
 
 def _admit(
-    request: HttpRequest, speech: SpeechRequest, source: Source, cancel: Cancellation, wait: float
+    request: HttpRequest, request_id: str, speech: SpeechRequest, source: Source, cancel: Cancellation, wait: float
 ) -> tuple[Client, Track, SpeechStream, synthesis.Reader]:
     """Who is listening, within their limits (a stream slot taken), and the stream, not started yet."""
     client = live_client(request)
     limits.check_rate(client)
     engine = engine_for_model(speech.model)
-    with Track(client, speech) as track:
+    with Track(client, speech, request_id) as track:
         stream, reader = _open(engine, speech, source, cancel, wait)
     return client, track, stream, reader
 
