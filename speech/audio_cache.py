@@ -28,7 +28,7 @@ from typing import Any
 
 from speech.cancellation import Cancellation, close
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream, get_engine
+from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import RangeNotSatisfiable
 from speech.limits import shared_cache
 from speech.timings import Timeline, Word
@@ -49,20 +49,20 @@ def enabled(engine: str | None) -> bool:
     return bool(setting) and engine is not None
 
 
-def entry_key(speech: SpeechRequest, scope: str) -> str | None:
-    """Where this request's audio is stored in this tenant's ``scope`` (one tenant never learns what another
-    had spoken); None when caching is off for its engine. SSE and plain audio share it: the bytes are the same."""
-    engine = get_config()["MODELS"].get(speech.model)  # re-routing a model to another engine starts afresh
-    if not enabled(engine):
+def entry_key(speech: SpeechRequest, scope: str, engine: Engine) -> str | None:
+    """Where this request's audio, spoken by ``engine`` (its model's), is stored in this tenant's ``scope``
+    (one tenant never learns what another had spoken); None when caching is off for the engine. SSE and
+    plain audio share it: the bytes are the same."""
+    if not enabled(engine.alias):
         return None
     fields = [
         "" if get_config()["CACHE_SHARED"] else scope,
-        engine,
+        engine.alias,  # re-routing a model to another engine starts afresh
         speech.model,
         speech.voice,
         # What the voice speaks as: a site that maps "alloy" to another voice, or installs one that the
         # OpenAI names now spread over, must not replay the old voice.
-        get_engine(engine).speaks_as(speech.voice, speech.language),
+        engine.speaks_as(speech.voice, speech.language),
         speech.response_format,
         speech.speed,
         speech.instructions,
@@ -81,16 +81,14 @@ def words_key(speech_id: str) -> str:
     return f"speech:words:{speech_id}"
 
 
-def replay(speech: SpeechRequest, scope: str, range_header: str = "") -> SpeechStream | None:
-    """The stored audio for this request (or the one ``range_header`` asks for), or None on a miss.
+def replay(key: str, speech: SpeechRequest, range_header: str = "") -> SpeechStream | None:
+    """The audio stored under ``key`` (``entry_key``) for this request (or the part ``range_header`` asks
+    for), or None on a miss.
 
     For SSE, the stream carries the words of the synthesis it replays (``words``), and ``range_header``
     is ignored (events have no byte ranges): a hit needs those words, else it is a miss.
     Raises ``RangeNotSatisfiable`` for a range outside the stored audio.
     """
-    key = entry_key(speech, scope)
-    if key is None:
-        return None
     sse, words = speech.stream_format == "sse", None
     try:
         meta: dict[str, Any] | None = shared_cache().get(key)

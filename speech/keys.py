@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.http import HttpRequest
 
 from speech import limits
 from speech.clients import PUBLIC_SCOPE, Client, client_address
 from speech.conf import get_config
-from speech.engines.base import get_engine
 from speech.errors import AuthenticationFailed, PermissionDenied, RateLimited
 from speech.page_tokens import PAGE_HEADER, check_page, page_client
+
+if TYPE_CHECKING:
+    from speech.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,9 @@ def stream_client(request: HttpRequest) -> Client:
     return page_client(request, address)
 
 
-def check_engine(client: Client, model: str) -> None:
+def check_engine(client: Client, engine: Engine) -> None:
     """Anonymous page visitors never spend the site's upstream money unless the site says so."""
-    alias = get_config()["MODELS"].get(model)
-    if alias in get_config()["ENGINES"] and not get_engine(alias).synthesises_locally and not client.upstream:
+    if not engine.synthesises_locally and not client.upstream:
         raise PermissionDenied(
             "This model is served by a paid upstream engine, which anonymous visitors may not use. "
             "Use the 'piper' model, or sign in.",

@@ -1,6 +1,7 @@
 """The one response path: every stream (synthesis, replay, SSE) is opened, tracked and rendered here.
 
-``speech_response`` opens the stream (a cache hit, else the model's engine), takes a stream slot
+``speech_response`` resolves the model's engine first (an unknown model is refused before anything
+else), then opens the stream (a cache hit, else the engine), takes a stream slot
 and keeps the usage record (``Track``), stores a miss as it streams (``audio_cache.tee``) and hands
 the stream to ``render``, which makes the HTTP response for the server in use: a synchronous body
 under WSGI, watched for hang-ups on the client socket; an asynchronous one under ASGI (``asgi.py``).
@@ -21,7 +22,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from speech import asgi, audio, audio_cache, keys, requestid, timings, transcripts
 from speech.cancellation import Cancellation
 from speech.clients import client_of
-from speech.engines.base import SpeechRequest, SpeechStream, engine_for_model
+from speech.engines.base import Engine, SpeechRequest, SpeechStream, engine_for_model
 from speech.hangup import drop_stalled, limit_stalls, watcher
 from speech.limits import StreamSlots
 from speech.usage import Track
@@ -33,19 +34,23 @@ SSE_DONE = b"data: [DONE]\n\n"
 
 
 def speech_response(request: HttpRequest, speech: SpeechRequest) -> StreamingHttpResponse:
+    engine = engine_for_model(speech.model)  # 400 for an unknown model: before permissions, cache and slots
     client = client_of(request)
-    keys.check_engine(client, speech.model)
+    keys.check_engine(client, engine)
     limit_stalls(request)
+    key = audio_cache.entry_key(speech, client.scope, engine)
     # SSE shares plain audio's entries: its hit carries the words it replays (a miss if they are gone), no range.
-    hit = audio_cache.replay(speech, client.scope, request.headers.get("Range", ""))
+    hit = audio_cache.replay(key, speech, request.headers.get("Range", "")) if key is not None else None
     cancel = Cancellation()
     # Track: a stream slot (429/503) and the usage record. Watch for a hang-up from the start: an
     # upstream may take seconds to send its first byte.
-    with Track(client, speech, requestid.current(), cached=hit is not None) as track, watcher.watch(request, cancel):
-        stream = hit or _start(request, speech, cancel, client.resource_owner)
+    local, cached = engine.synthesises_locally, hit is not None
+    track = Track(client, speech, requestid.current(), engine=engine.alias, local=local, cached=cached)
+    with track, watcher.watch(request, cancel):
+        stream = hit or _start(request, engine, speech, cancel, client.resource_owner)
     if hit is not None and (speech_id := hit.headers.get(transcripts.HEADER)):
         transcripts.grant(speech_id, client.resource_owner)  # the replay names its words: they are its client's too
-    if hit is None and (key := audio_cache.entry_key(speech, client.scope)) is not None:
+    if hit is None and key is not None:
         stream = audio_cache.tee(key, stream, cancel)  # stored as it streams, kept if it ends complete
     return render(request, speech, track.stream(stream, cancel), cancel, track.release)
 
@@ -74,8 +79,10 @@ def render(
     return response
 
 
-def _start(request: HttpRequest, speech: SpeechRequest, cancel: Cancellation, owner: str) -> SpeechStream:
-    start = functools.partial(engine_for_model(speech.model).speak, speech, cancel)
+def _start(
+    request: HttpRequest, engine: Engine, speech: SpeechRequest, cancel: Cancellation, owner: str
+) -> SpeechStream:
+    start = functools.partial(engine.speak, speech, cancel)
     # Named (X-Speech-Id) so that its client (and no one else) can fetch its words once it has ended.
     return transcripts.keep(asgi.opened(start, cancel) if isinstance(request, ASGIRequest) else start(), owner)
 

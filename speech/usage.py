@@ -12,7 +12,7 @@ from speech import limits
 from speech.cancellation import Cancellation, close
 from speech.clients import Client
 from speech.conf import get_config
-from speech.engines.base import SpeechRequest, SpeechStream, get_engine
+from speech.engines.base import SpeechRequest, SpeechStream
 from speech.errors import ClientClosed, SpeechError
 
 logger = logging.getLogger(__name__)
@@ -20,8 +20,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Track:
-    """``with Track(client, speech, request_id) as track: stream = engine.speak(...)`` then
-    ``track.stream(stream, cancel)``.
+    """``with Track(client, speech, request_id, engine=alias, local=...) as track: stream = engine.speak(...)``
+    then ``track.stream(stream, cancel)``.
 
     Entering takes a stream slot (429/503 when none is free); the slot is given back and the record
     written when the stream ends, however it ends, or at once when starting the stream fails.
@@ -31,18 +31,17 @@ class Track:
     speech: SpeechRequest
     request_id: str  # the request's x-request-id, which the record names
     started: float = field(default_factory=time.monotonic)
-    engine: str = ""
+    engine: str = ""  # the alias of the model's engine, until the stream names the one that speaks
+    local: bool = False  # the engine synthesises on this machine: it takes a global slot
     sent: int = 0
     ttfb: float | None = None
     cached: bool = False
     release: limits.StreamSlots | None = None
 
     def __enter__(self) -> Track:
-        self.engine = get_config()["MODELS"].get(self.speech.model, "")  # for records of refusals too
         try:
             # A replay holds a thread as long as a synthesis does: it takes a global slot too.
-            synthesis = self.cached or synthesises_locally(self.engine)
-            self.release = limits.acquire_stream(self.client, synthesis=synthesis)
+            self.release = limits.acquire_stream(self.client, synthesis=self.cached or self.local)
         except SpeechError as error:
             self.finish(error.status)
             raise
@@ -103,7 +102,3 @@ def record(track: Track, status: int) -> None:
         )
     except Exception:  # a usage record must never break a stream
         logger.exception("could not write a usage record")
-
-
-def synthesises_locally(alias: str) -> bool:
-    return alias in get_config()["ENGINES"] and get_engine(alias).synthesises_locally

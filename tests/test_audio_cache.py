@@ -12,7 +12,7 @@ import requests
 
 from speech import audio_cache, transcripts
 from speech.cancellation import Cancellation
-from speech.engines.base import SpeechRequest, SpeechStream
+from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.limits import shared_cache
 from speech.timings import Timeline, Word
 from tests.support.server import Server, start_server, stop_server
@@ -118,10 +118,10 @@ def cached_after(cut_short: bool) -> bool:
             cancel.cancel()
 
     stream = SpeechStream(chunks=chunks(), content_type="audio/mpeg", engine="piper")
-    key = audio_cache.entry_key(speech, "public")
+    key = audio_cache.entry_key(speech, "public", get_engine("piper"))
     assert key is not None
     assert b"".join(audio_cache.tee(key, stream, cancel).chunks) == b"\xff\xf3" * 500
-    return audio_cache.replay(speech, "public") is not None
+    return audio_cache.replay(key, speech) is not None
 
 
 @pytest.mark.parametrize(("cut_short", "kept"), [(False, True), (True, False)])
@@ -131,9 +131,11 @@ def test_only_complete_streams_are_cached(settings: object, cut_short: bool, kep
 
 def test_entries_are_per_tenant_unless_the_cache_is_shared(settings: Any) -> None:
     speech = SpeechRequest(model="piper", input="Hello.", voice="alloy")
-    assert audio_cache.entry_key(speech, "key:a") != audio_cache.entry_key(speech, "public")
+    piper = get_engine("piper")
+    assert audio_cache.entry_key(speech, "key:a", piper) != audio_cache.entry_key(speech, "public", piper)
     settings.SPEECH = {"CACHE_SHARED": True}
-    assert audio_cache.entry_key(speech, "key:a") == audio_cache.entry_key(speech, "public")
+    piper = get_engine("piper")
+    assert audio_cache.entry_key(speech, "key:a", piper) == audio_cache.entry_key(speech, "public", piper)
 
 
 def finished_synthesis_with_words(count: int) -> str:
@@ -172,7 +174,7 @@ def test_an_openai_name_mapped_to_another_voice_is_another_entry(settings: Any) 
     keys = []
     for target in ("joe", "joe2", "joe"):
         settings.SPEECH = {"ENGINES": engines, "CACHE_AUDIO": True, "VOICE_ALIASES": {"alloy": target}}
-        keys.append(audio_cache.entry_key(speech, "public"))
+        keys.append(audio_cache.entry_key(speech, "public", get_engine("piper")))
     assert keys[0] != keys[1]  # the site now says "alloy" speaks as joe2: joe's audio is not replayed
     assert keys[0] == keys[2]
 
@@ -187,7 +189,7 @@ def test_two_streams_of_one_text_finishing_together_leave_no_parts_behind(
 ) -> None:
     """The second to publish must delete the first one's parts, however their publishing interleaves."""
     speech = SpeechRequest(model="piper", voice="alloy", input=unique("finishing together"))
-    key = audio_cache.entry_key(speech, "public")
+    key = audio_cache.entry_key(speech, "public", get_engine("piper"))
     assert key is not None
 
     def store(size: int) -> None:
@@ -210,4 +212,4 @@ def test_two_streams_of_one_text_finishing_together_leave_no_parts_behind(
     assert interleaved
     meta = shared_cache().get(key)
     assert stored_parts(key) == meta["parts"]
-    assert audio_cache.replay(speech, "public") is not None
+    assert audio_cache.replay(key, speech) is not None

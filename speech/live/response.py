@@ -155,10 +155,10 @@ def _admit(
     request: HttpRequest, request_id: str, speech: SpeechRequest, source: Source, cancel: Cancellation, wait: float
 ) -> tuple[Client, Track, SpeechStream, synthesis.Reader]:
     """Who is listening, within their limits (a stream slot taken), and the stream, not started yet."""
+    engine = engine_for_model(speech.model)  # 400 for an unknown model: before limits and slots
     client = live_client(request)
     limits.check_rate(client)
-    engine = engine_for_model(speech.model)
-    with Track(client, speech, request_id) as track:
+    with Track(client, speech, request_id, engine=engine.alias, local=engine.synthesises_locally) as track:
         stream, reader = _open(engine, speech, source, cancel, wait)
     return client, track, stream, reader
 
