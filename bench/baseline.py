@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 from bench.load import long_text
-from tests.support.server import ROOT, free_port, start_server, stop_server
+from bench.support.server import ROOT, free_port, start_server, stop_server
 
 TEXTS = {
     "one sentence (36 chars)": "Hello there. This starts right away.",

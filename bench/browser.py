@@ -16,8 +16,8 @@ from pathlib import Path
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.support.player import poll
+from bench.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.support.player import poll
 
 TEXT = "Hello! This is how quickly the voice starts after you press the button."
 PLAYER = Path(__file__).resolve().parent.parent / "speech" / "static" / "speech" / "player.js"

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from bench.browser import FORMATS, TEXT, percentile, server_ttfb
-from tests.support.browsers import ENGINES, BrowserPage, launch, wait_for
+from bench.support.browsers import ENGINES, BrowserPage, launch, wait_for
 
 PATHS = {"chromium": ["auto", "webcodecs"], "firefox": ["auto", "pcm"], "webkit": ["auto", "webcodecs"]}
 PLAYER = "document.querySelector('[data-speech-player]').speechPlayer"

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from piper.voice import PiperVoice
 
+from bench.support.procstat import worker_pid
+from bench.support.server import start_server, stop_server
 from bench.ttfb import PROSE, Playback, RssSampler, cpu_seconds, listen, load, machine, open_stream, status_kib
 from speech import text
 from speech.conf import PIPER_VOICES
 from speech.voices import spec_paths
-from tests.support.procstat import worker_pid
-from tests.support.server import start_server, stop_server
 
 
 def texts(count: int, chars: int) -> list[str]:

@@ -26,10 +26,10 @@ import openai
 import requests
 from playwright.sync_api import sync_playwright
 
-from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.support.other_site import E2E, serve
-from tests.support.player import poll
-from tests.support.server import Server, start_server, stop_server
+from bench.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.support.other_site import E2E, serve
+from bench.support.player import poll
+from bench.support.server import Server, start_server, stop_server
 
 KEY = "sk-bench-clients-0123"
 TEXT = (

@@ -4,7 +4,7 @@ start (SPEECH["WARM_UP"] = "auto", the default) and without it (False).
     .venv/bin/python -m bench.cold_start                  # gunicorn, uvicorn, daphne, runserver; 3 runs each
     .venv/bin/python -m bench.cold_start --runs 5 --servers uvicorn
 
-The site is the docs' host-site guide followed in a new `startproject` site (tests/support/docs_site.py),
+The site is the docs' host-site guide followed in a new `startproject` site (bench/support/docs_site.py),
 DEBUG off. For each server and setting, each run starts the server and times, from the moment it first
 answers a page: (a) a speech request sent at once, to its first audio byte; then, in a new server that
 has gone idle after start, (b) the first speech request to its first audio byte. Not a test: it prints
@@ -25,9 +25,9 @@ import requests
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-from tests.support.docs_site import SERVERS, reader_site, reader_venv, serve
-from tests.support.procstat import wait_idle, worker_pid
-from tests.support.server import Server, page_config, stop_server
+from bench.support.docs_site import SERVERS, reader_site, reader_venv, serve
+from bench.support.procstat import wait_idle, worker_pid
+from bench.support.server import Server, page_config, stop_server
 
 BODY = {"model": "piper", "voice": "alloy", "input": "The first words this server says."}
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from piper.voice import PiperVoice
 
+from bench.support.server import start_server, stop_server
 from bench.ttfb import load, machine, open_stream, sample
 from speech import text
 from speech.conf import PIPER_VOICES
 from speech.voices import spec_paths
-from tests.support.server import start_server, stop_server
 
 
 def main() -> None:

@@ -43,12 +43,12 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.support.server import start_server, stop_server  # noqa: E402
 from bench.ttfb import cpu_seconds, load, machine, serving_pid, settle  # noqa: E402
 from speech import text  # noqa: E402
 from speech.cancellation import Cancellation  # noqa: E402
 from speech.engines.base import get_engine  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.support.server import start_server, stop_server  # noqa: E402
 
 FIRST = {"piper": "Hello there, this starts at once.", "kokoro": "こんにちは、すぐに始まります。"}
 WHOLE = {

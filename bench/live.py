@@ -36,7 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import Server, start_server, stop_server  # noqa: E402
+from bench.support.server import Server, start_server, stop_server  # noqa: E402
 
 PCM_RATE = 24_000
 REPLY = (

@@ -25,8 +25,8 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.support.player import poll
+from bench.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.support.player import poll
 
 FIRST = "Here is the answer to your question. "
 REST = (
@@ -125,7 +125,7 @@ def main() -> None:
     server = None
     url = args.url
     if url is None:
-        from tests.support.server import start_server, stop_server
+        from bench.support.server import start_server, stop_server
 
         server = start_server(Path(tempfile.mkdtemp(prefix="bench-live-")))
         url = server.url

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.load [--local 8] [--proxied 200] [--seconds 40] [--threads 256]
 
 Local: N streams of about ``--seconds`` of speech each, all started at once, against the piper
-voice. Proxied: M streams through the upstream engine to the fake upstream (tests/support/fake_upstream.py,
+voice. Proxied: M streams through the upstream engine to the fake upstream (bench/support/fake_upstream.py,
 in its own process; 300 ms to first byte, then 4 KB of pcm every 40 ms, twice real time).
 
 Every stream asks for ``pcm`` (24 kHz s16le: 48,000 bytes a second), so its clock is exact. The
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from tests.support.fake_upstream import Behaviour, FakeUpstream
-from tests.support.procstat import Usage, usage, worker_pid
-from tests.support.server import Server, start_server, stop_server
+from bench.support.fake_upstream import Behaviour, FakeUpstream
+from bench.support.procstat import Usage, usage, worker_pid
+from bench.support.server import Server, start_server, stop_server
 
 BYTES_PER_SECOND = 48_000
 KEY = "sk-bench-load"

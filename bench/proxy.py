@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.proxy [--threads 64] [--runs 30] [--streams 50,100,200]
 
-The fake upstream (tests/support/fake_upstream.py) runs in its own process: 300 ms to first byte, then a
+The fake upstream (bench/support/fake_upstream.py) runs in its own process: 300 ms to first byte, then a
 512-byte chunk every 20 ms (about 3 s per stream). Clients are raw sockets on one selector thread,
 so the measuring side stays cheap. A chunk's delay is from the moment the fake upstream wrote it to
 the moment its last byte reached the client. A stream is "stalled" when its first byte took over
@@ -29,8 +29,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_upstream import Behaviour, Exchange, FakeUpstream
-from tests.support.server import free_port, start_server, stop_server
+from bench.support.fake_upstream import Behaviour, Exchange, FakeUpstream
+from bench.support.server import free_port, start_server, stop_server
 
 KEY = "sk-bench-key"
 BEHAVIOUR = Behaviour(ttfb=0.3, interval=0.02, chunk_size=512)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.browser import percentile
-from tests.support.browsers import ENGINES, BrowserPage, launch, wait_for
+from bench.support.browsers import ENGINES, BrowserPage, launch, wait_for
 
 WORDS = 10_000
 LISTEN = 8.0  # seconds of speech sampled for the lag, per run
@@ -122,7 +122,7 @@ def site(url: str | None, cache: bool = True) -> Iterator[str]:
     if url:
         yield url
         return
-    from tests.support.server import start_server, stop_server
+    from bench.support.server import start_server, stop_server
 
     env = {"DJANGO_SETTINGS_MODULE": "ttsproject.settings", "SPEECH_CACHE_AUDIO": "1" if cache else "0"}
     server = start_server(Path(tempfile.mkdtemp(prefix="bench-reader-")), env)

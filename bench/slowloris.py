@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.server import Server, start_server, stop_server
+from bench.support.server import Server, start_server, stop_server
 
 LINE_EVERY = 3.0
 PATIENCE = 30.0  # a real request that waits longer than this counts as failed

@@ -10,6 +10,8 @@ streams abandoned at a random point, SSE, proxied streams, proxied streams aband
 ``--mix`` is the site as ``make run`` serves it (defaults: audio cache on, limits on) under an open
 arrival of one request every 1-2 s from 16 loopback addresses: every format, 20-4,096 characters
 (log-uniform), 25 % repeats, 10 % SSE, 10 % hang-ups, 10 % Range requests on earlier texts.
+``--kokoro 0.2`` sends that share of the new texts to the Kokoro engine instead (Japanese, 10-400
+characters, its five voices), so both engines stay loaded.
 
 Every 30 s it prints the worker's RSS, open files and threads; at the end, the trend of each after
 warm-up, which should be about zero, and where the worker's resident memory lies (glibc arenas,
@@ -34,8 +36,8 @@ from pathlib import Path
 import requests
 
 from bench.load import KEY, SENTENCES, long_text, serve_upstream
-from tests.support.procstat import Usage, usage, worker_pid
-from tests.support.server import Server, start_server, stop_server
+from bench.support.procstat import Usage, usage, worker_pid
+from bench.support.server import Server, start_server, stop_server
 
 SHORT = "Hello there. This is a short answer."
 
@@ -66,6 +68,15 @@ def one_request(server: Server, rng: random.Random) -> str:
 
 
 FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+JAPANESE = (
+    "古い灯台は崖の端に立っていました。",
+    "毎晩、そのランプは暗い海の上をゆっくりと回りました。",
+    "通り過ぎる船は岩の場所を知ることができました。",
+    "灯台守は夕暮れに階段を上り、芯を整えました。",
+    "それから窓辺に座ってお茶を飲みました。",
+    "今日はとても良い天気ですね。",
+)
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 WORDS = " ".join(SENTENCES).replace(".", "").replace(",", "").split()
 
 
@@ -79,22 +90,40 @@ def mix_text(rng: random.Random) -> str:
     return " ".join(sentences)[:chars].rsplit(" ", 1)[0] + "."
 
 
-def one_mixed_request(port: int, rng: random.Random, seen: list[tuple[str, str]]) -> str:
+def japanese_text(rng: random.Random) -> str:
+    """A Japanese text of 10-400 characters for the Kokoro engine."""
+    chars = int(math.exp(rng.uniform(math.log(10), math.log(400))))
+    sentences = [rng.choice(JAPANESE)]
+    while sum(map(len, sentences)) < chars:
+        sentences.append(rng.choice(JAPANESE))
+    return "".join(sentences)
+
+
+Said = tuple[str, str, str, str]  # model, voice, input, format
+
+
+def one_mixed_request(port: int, rng: random.Random, seen: list[Said], kokoro: float = 0.0) -> str:
     """One request of the --mix soak: the kind it was and how it went."""
     roll = rng.random()
     if seen and roll < 0.35:  # 25 % repeats, 10 % byte ranges of an earlier text
         kind = "repeat" if roll < 0.25 else "range"
-        input_text, fmt = rng.choice(seen)
+        model, voice, input_text, fmt = rng.choice(seen)
     else:
         kind = "sse" if roll < 0.45 else "hang-up" if roll < 0.55 else "new"
-        input_text, fmt = mix_text(rng), rng.choice(FORMATS)
+        if rng.random() < kokoro:
+            model, voice, input_text = "kokoro", rng.choice(KOKORO_VOICES), japanese_text(rng)
+        else:
+            model, voice, input_text = "piper", "alloy", mix_text(rng)
+        fmt = rng.choice(FORMATS)
         if kind == "new":
-            seen.append((input_text, fmt))
-    body: dict[str, object] = {"model": "piper", "voice": "alloy", "input": input_text, "response_format": fmt}
+            seen.append((model, voice, input_text, fmt))
+    if model == "kokoro":
+        kind = f"kokoro {kind}"
+    body: dict[str, object] = {"model": model, "voice": voice, "input": input_text, "response_format": fmt}
     headers = {"Content-Type": "application/json"}
-    if kind == "sse":
+    if kind.endswith("sse"):
         body["stream_format"] = "sse"
-    if kind == "range":
+    if kind.endswith("range"):
         first = rng.randint(0, 20_000)
         headers["Range"] = f"bytes={first}-{first + rng.randint(0, 200_000)}"
     source = f"127.0.0.{rng.randint(2, 17)}"  # 16 clients, each within the default per-client limits
@@ -102,12 +131,13 @@ def one_mixed_request(port: int, rng: random.Random, seen: list[tuple[str, str]]
     try:
         conn.request("POST", "/v1/audio/speech", json.dumps(body), headers)
         response = conn.getresponse()
-        budget = rng.uniform(0.1, 3.0) if kind == "hang-up" else math.inf
+        if response.status not in (200, 206, 416):
+            code = json.loads(response.read() or b"{}").get("error", {}).get("code")
+            return f"{kind}: HTTP {response.status} {code}"
+        budget = rng.uniform(0.1, 3.0) if kind.endswith("hang-up") else math.inf
         start = time.monotonic()
         while response.read1(65536) and time.monotonic() - start < budget:
             pass
-        if response.status not in (200, 206, 416):
-            return f"{kind}: HTTP {response.status}"
         return kind
     finally:
         conn.close()
@@ -120,6 +150,7 @@ def main() -> None:
     parser.add_argument("--mix", action="store_true", help="open arrivals of every kind, site defaults")
     parser.add_argument("--warm-up", type=float, help="minutes left out of the trend (default: the first half)")
     parser.add_argument("--samples", type=Path, help="write every 1-second sample here (CSV: minute, RSS MB)")
+    parser.add_argument("--kokoro", type=float, default=0.0, help="with --mix: the share of new texts for Kokoro")
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
@@ -142,15 +173,15 @@ def main() -> None:
             except requests.RequestException as error:
                 done[f"error: {type(error).__name__}"] += 1
 
-    def mixed(rng: random.Random, seen: list[tuple[str, str]]) -> None:
+    def mixed(rng: random.Random, seen: list[Said]) -> None:
         try:
-            done[one_mixed_request(port, rng, seen)] += 1
+            done[one_mixed_request(port, rng, seen, args.kokoro)] += 1
         except (OSError, http.client.HTTPException) as error:
             done[f"error: {type(error).__name__}"] += 1
 
     def arrivals() -> None:
         rng = random.Random(1)
-        seen: list[tuple[str, str]] = []
+        seen: list[Said] = []
         while not stop.wait(rng.uniform(1.0, 2.0)):
             seed = rng.random()
             threading.Thread(target=mixed, args=(random.Random(seed), seen), daemon=True).start()

@@ -39,12 +39,12 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.support.server import Server, start_server, stop_server  # noqa: E402
 from speech import pipeline, text  # noqa: E402
 from speech.cancellation import Cancellation  # noqa: E402
 from speech.conf import PIPER_VOICES  # noqa: E402
 from speech.engines.piper import LocalVoice  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.support.server import Server, start_server, stop_server  # noqa: E402
 
 LENGTHS = (20, 300, 1000, 4000)
 FORMATS = ("mp3", "opus", "pcm")

@@ -30,10 +30,10 @@ django.setup()
 
 from django.test import override_settings  # noqa: E402
 
+from bench.support.fake_hub import HubVoice, add_voice, language  # noqa: E402
 from speech.cancellation import Cancellation  # noqa: E402
 from speech.engines.piper import PiperEngine  # noqa: E402
 from speech.scheduler import Grant, scheduler  # noqa: E402
-from tests.support.fake_hub import HubVoice, add_voice, language  # noqa: E402
 
 SENTENCE = "The voice store holds every language a site needs, and loads each voice when it is first asked for."
 

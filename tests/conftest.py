@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from bench.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 from tests.support.raw_upstream import RawUpstream
-from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 
 # Generated tests draw the same examples on every run, so a result never depends on the draw; `make fuzz`
 # (HYPOTHESIS_PROFILE=explore) draws new ones on each run, to look for what the fixed draw misses.

@@ -5,7 +5,7 @@ import sys
 import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-tests-only-secret-key-0123456789")
-# pytest itself never reaches a real upstream; a server that a test starts (tests.support.server.start_server)
+# pytest itself never reaches a real upstream; a server that a test starts (bench.support.server.start_server)
 # drops the ambient key and gets only the one the test passes.
 if "pytest" in sys.modules:
     os.environ.pop("OPENAI_API_KEY", None)

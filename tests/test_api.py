@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from bench.support.server import Server
 from tests.support.audio_check import duration
-from tests.support.server import Server
 
 SHORT = "Hello there. This starts playing at once."
 LONG = " ".join(

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bench.support.server import Server, start_server, stop_server
 from tests.support import raw_http
-from tests.support.server import Server, start_server, stop_server
 
 DEADLINE = 4
 LIMIT = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE

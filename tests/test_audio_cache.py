@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import requests
 
+from bench.support.server import Server, start_server, stop_server
 from speech import audio_cache, transcripts
 from speech.cancellation import Cancellation
 from speech.engines.base import SpeechRequest, SpeechStream, get_engine
 from speech.limits import shared_cache
 from speech.timings import Timeline, Word
-from tests.support.server import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

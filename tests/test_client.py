@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.support.server import Server
 from speech import audio, client
 from tests.support.audio_check import duration
-from tests.support.server import Server
 
 TEXT = " ".join(
     [

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import av
 import pytest
 
+from bench.support.server import FIXTURES, ROOT
 from speech import audio, client
-from tests.support.server import FIXTURES, ROOT
 
 # mp3 pads the end of the stream with up to one frame of the encoder's silence; only a seekable
 # file lets FFmpeg trim it (it reads the padding from the end). Nothing else may differ.

@@ -14,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from tests.support.server import Server, start_server, stop_server
+from bench.support.server import Server, start_server, stop_server
 
 KEY = "sk-recipes-0123456789"
 

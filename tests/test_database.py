@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.server import Server
+from bench.support.server import Server
 from ttsproject.database import parse
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 VALID = {"model": "piper", "voice": "alloy", "input": "Hello."}
 

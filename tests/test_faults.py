@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench.support.procstat import settles, usage, worker_pid
+from bench.support.server import Server
 from tests.support import raw_http
-from tests.support.procstat import settles, usage, worker_pid
-from tests.support.server import Server
 
 LONG = " ".join(f"Sentence number {n} is here, with a clause, to keep the voice busy for a while." for n in range(50))
 

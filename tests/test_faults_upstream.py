@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.support.procstat import settles, usage, worker_pid
+from bench.support.procstat import settles, usage, worker_pid
+from bench.support.server import Server, start_server, stop_server
 from tests.support.raw_upstream import RawUpstream, http
-from tests.support.server import Server, start_server, stop_server
 
 KEY = "sk-faults-0123456789"
 

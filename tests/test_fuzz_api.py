@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.support.server import Server, start_server, stop_server
+from bench.support.server import Server, start_server, stop_server
 
 # Enough to find the classic failures, small enough for make test on a shared 2-core machine; `make fuzz`
 # (HYPOTHESIS_PROFILE=explore) draws ten times as many, new ones each run. Otherwise the draw is fixed

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 LONG = " ".join(f"This is sentence number {n}, and it is here to keep the voice busy for a while." for n in range(45))
 

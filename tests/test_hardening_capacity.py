@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import requests
 
-from tests.support.server import Server, client_at
+from bench.support.server import Server, client_at
 
 TEXT = "This sentence goes on for a while, and its listener reads it very slowly indeed. " * 30
 

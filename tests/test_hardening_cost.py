@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.support.server import Server
 from tests.support.audio_check import duration
-from tests.support.server import Server
 
 NUMBERS = "1234567890 " * 40  # 440 characters; each number is read out in full
 

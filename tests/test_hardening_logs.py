@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.server import Server, page_config
+from bench.support.server import Server, page_config
 
 
 def test_the_access_log_names_the_stream_path_without_its_query(server: Server) -> None:

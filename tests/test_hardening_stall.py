@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 STALL_TIMEOUT = 3.0
 TEXT = "This sentence goes on for a while, and nobody is listening to it at all. " * 40

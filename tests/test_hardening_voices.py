@@ -15,11 +15,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from bench.support.fake_hub import FakeHub, HubVoice, add_voice, language
+from bench.support.server import free_port
 from speech import catalogue
 from speech.catalogue import CatalogueError
 from speech.checks import PIPER, check_voice_names
-from tests.support.fake_hub import FakeHub, HubVoice, add_voice, language
-from tests.support.server import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import requests
 
-from tests.support.server import Server, page_config
+from bench.support.server import Server, page_config
 
 TEXT = "The words of this synthesis belong to whoever asked for it."
 KEYS = "key-a,key-b"

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bench.support.server import ROOT, Server, page_config
 from tests.host_site.server import KEY, PREFIX, host_site
 from tests.support.audio_check import duration
-from tests.support.server import ROOT, Server, page_config
 
 
 @pytest.fixture(scope="module")

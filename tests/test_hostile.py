@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from bench.support.procstat import usage, worker_pid
+from bench.support.server import Server
 from tests.support import raw_http
 from tests.support.audio_check import duration
-from tests.support.procstat import usage, worker_pid
-from tests.support.server import Server
 
 SPEECH = "/v1/audio/speech"
 # Reading this long is enough to show that a stream is under way; the rest is cancelled by hanging up.

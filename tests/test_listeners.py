@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 LISTENERS = 8
 BYTES_PER_SECOND = 24_000 * 2

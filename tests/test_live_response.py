@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import requests
 
+from bench.support.fake_upstream import Behaviour, Chat, FakeUpstream, audio_body
+from bench.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 from tests.support.audio_check import duration
-from tests.support.fake_upstream import Behaviour, Chat, FakeUpstream, audio_body
-from tests.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 
 LIVE_SITE = {"DJANGO_SETTINGS_MODULE": "tests.host_site.live_settings", "SPEECH_LOG_LEVEL": "DEBUG"}
 TEXT = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support.server import ROOT
+from bench.support.server import ROOT
 
 # Frees one large block (glibc then raises its mmap threshold to that size), then holds 64 blocks
 # of 1 MiB with a small allocation after each, frees the large ones and prints how many MiB stayed.

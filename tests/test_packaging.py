@@ -1,5 +1,5 @@
 """The app builds as a wheel with its static files, templates and migrations, and installs into a fresh venv
-(how: tests/host_site/install.py)."""
+(how: bench/support/install.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.host_site.install import build_wheel, venv_with
-from tests.support.server import ROOT
+from bench.support.install import build_wheel, venv_with
+from bench.support.server import ROOT
 
 HOST_SCRIPT = """
 import sys

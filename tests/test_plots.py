@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import plots
-from tests.support.server import ROOT
+from bench.support.server import ROOT
 
 
 def test_the_script_writes_every_figure_as_svg(tmp_path: Path) -> None:

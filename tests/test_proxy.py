@@ -13,9 +13,9 @@ import openai
 import pytest
 import requests
 
+from bench.support.fake_upstream import Behaviour, FakeUpstream, audio_body
+from bench.support.server import Server, free_port, start_server, stop_server
 from tests.support.audio_check import duration
-from tests.support.fake_upstream import Behaviour, FakeUpstream, audio_body
-from tests.support.server import Server, free_port, start_server, stop_server
 
 KEY = "sk-test-0123456789abcdefSECRET"
 TEXT = "Hello from upstream. This is proxied chunk for chunk."

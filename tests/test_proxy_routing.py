@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from tests.support.fake_upstream import FakeUpstream, audio_body
+from bench.support.fake_upstream import FakeUpstream, audio_body
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Every copy-paste block of the README and the docs, run as a reader would paste it.
 
-Which pages, and how blocks are found and marked: tests/support/readme.py. Everything not marked runs, as written,
+Which pages, and how blocks are found and marked: bench/support/readme.py. Everything not marked runs, as written,
 with two substitutions a reader makes without noticing:
 ``127.0.0.1:8000`` is the address of the server under test, and ``mpv`` (a player this machine may
 lack) is a stand-in that keeps what it receives, so the test can check that it was audio.
@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.support.docs_site import HOST_BLOCKS, plain_env, reader_site, reader_venv
+from bench.support.readme import DOCS, OWN_TESTS, Block, readme_blocks
+from bench.support.server import ROOT, Server, free_port, spawn, stop_server
 from speech.conf import DEFAULTS
 from tests.support.audio_check import duration
 from tests.support.clone import copy_tracked_files
-from tests.support.docs_site import HOST_BLOCKS, plain_env, reader_site, reader_venv
-from tests.support.readme import DOCS, OWN_TESTS, Block, readme_blocks
-from tests.support.server import ROOT, Server, free_port, spawn, stop_server
 
 AUDIO = {".mp3": "mp3", ".flac": "flac", ".wav": "wav", ".ogg": "opus", ".opus": "opus", ".aac": "aac"}
 MPV = "#!/bin/sh\n# A stand-in for mpv: keeps what it is given.\ncat > received-by-mpv.mp3\n"

@@ -14,8 +14,8 @@ import pytest
 import redis
 import requests
 
+from bench.support.server import Server, free_port, start_server, stop_server
 from tests.support.audio_check import duration
-from tests.support.server import Server, free_port, start_server, stop_server
 from tests.support.services import redis_server
 
 

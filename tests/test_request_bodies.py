@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bench.support.server import Server, start_server, stop_server
 from tests.support.raw_http import HEAD, SHORT_WAV, connect, send_chunked
-from tests.support.server import Server, start_server, stop_server
 
 DEADLINE = 10  # time enough for 4 MiB to arrive on a loaded machine
 DRIBBLE_SECONDS = 60

@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")
 

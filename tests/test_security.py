@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import requests
 
-from tests.support.procstat import settles
-from tests.support.server import ROOT, Server, page_config
+from bench.support.procstat import settles
+from bench.support.server import ROOT, Server, page_config
 
 # Minutes of raw PCM: far more than socket buffers hold, so the stream stays open while unread.
 LONG = ("This sentence keeps the stream open for a good while, so that it still holds its slot. " * 50)[:4000]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.fake_upstream import FakeUpstream
-from tests.support.server import Server, client_at, page_config, start_server, stop_server
+from bench.support.fake_upstream import FakeUpstream
+from bench.support.server import Server, client_at, page_config, start_server, stop_server
 
 UPSTREAM_KEY = "sk-upstream-0123456789"
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,3 +42,14 @@ def test_production_never_reads_the_file(
 ) -> None:
     monkeypatch.setenv(flag, "1")
     assert local_secret_key(private_file(tmp_path / ".secret-key", "k" * 60)) == ""
+
+
+def test_an_upstream_key_adds_the_upstream_engine_beside_the_local_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo page offers both local engines whether or not an upstream is configured."""
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "tests-only-secret-key-tests-only-secret-key-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.delitem(sys.modules, "ttsproject.settings", raising=False)
+    engines = importlib.import_module("ttsproject.settings").SPEECH["ENGINES"]
+    monkeypatch.delitem(sys.modules, "ttsproject.settings")
+
+    assert set(engines) == {"piper", "kokoro", "openai"}

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from bench.support.server import ROOT, Server
 from speech import audio, client
 from tests.support.audio_check import duration
-from tests.support.server import ROOT, Server
 from tests.test_client import TEXT, FakeOutput
 
 SHORT = "Hello there. This is the speak command."

@@ -17,13 +17,13 @@ import requests
 from django.http import StreamingHttpResponse
 from django.test import Client
 
+from bench.support.fake_upstream import FakeUpstream, audio_body
+from bench.support.server import Server, start_server, stop_server
 from speech import audio_cache
 from speech.cancellation import Cancellation
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.limits import shared_cache
 from speech.timings import Timeline, Word
-from tests.support.fake_upstream import FakeUpstream, audio_body
-from tests.support.server import Server, start_server, stop_server
 
 RATE = 24_000 * 2  # pcm: s16le 24 kHz mono, bytes per second
 

@@ -12,10 +12,10 @@ import requests
 import srt
 import webvtt
 
+from bench.support.server import Server
 from speech import subtitles
 from speech.timings import Word
 from tests.support.audio_check import duration
-from tests.support.server import Server
 
 WORDS_PER_SECOND = 2.5
 

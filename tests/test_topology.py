@@ -24,16 +24,16 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from bench.support.server import ROOT, Server, free_port, start_server, stop_server
 from speech.conf import DEFAULTS
 from tests.support.audio_check import duration
-from tests.support.server import ROOT, Server, free_port, start_server, stop_server
 from tests.support.services import nginx, postgres, redis_server
 from ttsproject import database
 
 pytestmark = pytest.mark.topology
 
 SITE = ROOT / "deploy" / "nginx.conf"
-# The second server's kind (tests/support/server.py SERVERS): sites behind one nginx may mix WSGI and ASGI.
+# The second server's kind (bench/support/server.py SERVERS): sites behind one nginx may mix WSGI and ASGI.
 SECOND_SERVER = "uvicorn"
 # Which server answered: only the tests' nginx says so.
 WHICH = "add_header X-Upstream $upstream_addr always;"

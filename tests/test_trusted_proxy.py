@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.support.server import Server, client_at, start_server, stop_server
+from bench.support.server import Server, client_at, start_server, stop_server
 
 FAILURES_ALLOWED = 3
 REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bench.support.server import Server, start_server, stop_server
 from tests.support.raw_upstream import RawUpstream, http
-from tests.support.server import Server, start_server, stop_server
 
 KEY = "sk-replies-AbCdEf0123456789"
 

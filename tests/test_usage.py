@@ -12,8 +12,8 @@ import pytest
 import requests
 from django.test import Client
 
+from bench.support.server import Server
 from speech.models import Usage
-from tests.support.server import Server
 
 
 def rows(server: Server, count: int) -> list[dict[str, Any]]:

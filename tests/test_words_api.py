@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 TEXT = "Dr. Smith paid $5 for it. Then, after a pause, the words go on for a while longer."
 BYTES_PER_SECOND = 48_000  # pcm: s16le 24 kHz mono

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from django.core.management import call_command
 
+from bench.support.server import Server
 from speech import client
 from speech.timings import Word
-from tests.support.server import Server
 from tests.test_speak_command import speak
 
 TEXT = "Dr. Smith paid $5. Then he left."

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from speech.conf import KOKORO_ENGINE
 from speech.cors import ALLOW_HEADERS, EXPOSE_HEADERS
 from ttsproject import database
 
@@ -198,6 +199,7 @@ for name in ("CACHE_AUDIO", "CACHE_SHARED", "ANONYMOUS_PAGE_UPSTREAM"):
 if os.environ.get("OPENAI_API_KEY"):
     SPEECH["ENGINES"] = {
         "piper": {"BACKEND": "speech.engines.piper.PiperEngine", "OPTIONS": {}},
+        **KOKORO_ENGINE,  # the local engines stay beside the upstream one
         "openai": {
             "BACKEND": "speech.engines.openai.OpenAIEngine",
             "OPTIONS": {

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.support.server import ROOT, Server, start_server, stop_server
+from bench.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.support.server import ROOT, Server, start_server, stop_server
 from tests.support.slow_proxy import SlowProxy
 
 # The end of each audio response is held back this long after its first byte.

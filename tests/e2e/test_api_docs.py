@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page
 
-from tests.support.player import poll
-from tests.support.server import Server
+from bench.support.player import poll
+from bench.support.server import Server
 
 
 def test_docs_render_the_speech_endpoint_with_no_console_errors(page: Page, site: Server) -> None:

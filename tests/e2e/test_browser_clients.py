@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
+from bench.support.other_site import serve
+from bench.support.player import poll
+from bench.support.server import Server, start_server, stop_server
 from tests.e2e.conftest import artifact
-from tests.support.other_site import serve
-from tests.support.player import poll
-from tests.support.server import Server, start_server, stop_server
 
 KEY = "sk-browser-clients-0123"
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Playwright
 
+from bench.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
+from bench.support.server import Server
 from tests.e2e import test_words as words
 from tests.support.audio_check import duration
-from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
-from tests.support.server import Server
 
 
 @pytest.fixture(scope="session", params=ENGINES)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
+from bench.support.player import first, log, open_player, wait_for
+from bench.support.server import Server
 from tests.host_site.server import KEY, PREFIX, host_site
-from tests.support.player import first, log, open_player, wait_for
-from tests.support.server import Server
 
 
 @pytest.fixture(scope="module")

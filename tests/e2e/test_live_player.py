@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Playwright, Request
 
-from tests.support.browsers import ENGINES, Browser, BrowserPage, ChromiumPage, launch, wait_for
-from tests.support.server import Server
+from bench.support.browsers import ENGINES, Browser, BrowserPage, ChromiumPage, launch, wait_for
+from bench.support.server import Server
 
 FIRST = "Live speech begins with this first sentence. "
 MIDDLE = [

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Page
 
-from tests.support.server import FIXTURES, Server
+from bench.support.server import FIXTURES, Server
 
 # Feeds the bytes to the demuxer in awkward pieces (a byte, a few, a page or more) and reports packets.
 DEMUX = """async ([module, encoded, sizes]) => {

@@ -7,9 +7,9 @@ import itertools
 import requests
 from playwright.sync_api import Page
 
+from bench.support.player import first, log, open_player, wait_for
+from bench.support.server import Server
 from speech.schemas import SPEEDS
-from tests.support.player import first, log, open_player, wait_for
-from tests.support.server import Server
 from tests.support.slow_proxy import SlowProxy
 
 TEXT = (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, Route
 
-from tests.support.player import log, open_player, poll, wait_for
-from tests.support.server import Server
+from bench.support.player import log, open_player, poll, wait_for
+from bench.support.server import Server
 
 
 def test_the_player_sends_the_renewed_token(page: Page, site: Server) -> None:

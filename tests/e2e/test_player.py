@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route
 
+from bench.support.player import first, log, open_player, poll, wait_for
+from bench.support.server import Server
 from tests.e2e.conftest import artifact
 from tests.support.audio_check import duration
-from tests.support.player import first, log, open_player, poll, wait_for
-from tests.support.server import Server
 from tests.support.slow_proxy import SlowProxy
 
 TEXT = (

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Playwright
 
+from bench.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
+from bench.support.server import Server
 from speech.text import sentences as server_sentences
 from tests.host_site.server import PREFIX, host_site
-from tests.support.browsers import ENGINES, Browser, BrowserPage, launch, wait_for
-from tests.support.server import Server
 
 READER = "document.querySelector('[data-speech-reader]').speechReader"
 # Everything the reader reports, recorded after the reader's own listeners (so each word's highlight is

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Playwright
 
+from bench.support.browsers import ENGINES, Browser, launch
+from bench.support.server import Server, start_server, stop_server
 from tests.e2e.test_reader import READER, open_reader, wait_log, words
-from tests.support.browsers import ENGINES, Browser, launch
-from tests.support.server import Server, start_server, stop_server
 
 # Every answer's X-Speech-Cache, in the order the reader's requests were sent.
 CACHE_STATES = """(() => {

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.support.readme import readme_blocks
-from tests.support.server import Server
+from bench.support.readme import readme_blocks
+from bench.support.server import Server
 
 [JS] = [block for block in readme_blocks() if block.lang == "js"]
 

@@ -14,10 +14,10 @@ import pytest
 import requests
 from playwright.sync_api import Page, Response
 
-from tests.support.docs_site import ReaderSite, reader_site, reader_venv, serve
-from tests.support.player import first, log, open_player, wait_for
-from tests.support.procstat import wait_idle, worker_pid
-from tests.support.server import Server, page_config, stop_server
+from bench.support.docs_site import ReaderSite, reader_site, reader_venv, serve
+from bench.support.player import first, log, open_player, wait_for
+from bench.support.procstat import wait_idle, worker_pid
+from bench.support.server import Server, page_config, stop_server
 
 PRODUCTION = 'DEBUG = False\nALLOWED_HOSTS = ["127.0.0.1"]\n'
 NO_STATIC_STEP = """

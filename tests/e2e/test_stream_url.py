@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from bench.support.server import Server, page_config
 from tests.support.audio_check import duration
-from tests.support.server import Server, page_config
 
 SPEECH = {"model": "piper", "voice": "alloy", "input": "Hello there.", "response_format": "mp3"}
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, Request
 
-from tests.support.fake_hub import HubVoice, add_voice, language
-from tests.support.player import first, log, open_player, poll, wait_for
-from tests.support.server import Server, start_server, stop_server
+from bench.support.fake_hub import HubVoice, add_voice, language
+from bench.support.player import first, log, open_player, poll, wait_for
+from bench.support.server import Server, start_server, stop_server
 
 ARABIC = "ar_JO-kareem-low"
 FARSI = "fa_IR-amir-medium"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from tests.support.player import log, open_player, poll, wait_for
-from tests.support.server import Server
+from bench.support.player import log, open_player, poll, wait_for
+from bench.support.server import Server
 
 TEXT = (
     "Dr. Smith paid $5 for the first book. The second sentence follows after a short pause. "

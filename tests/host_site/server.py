@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.host_site.install import build_wheel, venv_with
-from tests.support.server import ROOT, Server, free_port, spawn, stop_server
+from bench.support.install import build_wheel, venv_with
+from bench.support.server import ROOT, Server, free_port, spawn, stop_server
 
 PREFIX = "/site"
 KEY = "host-key"

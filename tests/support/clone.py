@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support.server import ROOT
+from bench.support.server import ROOT
 
 
 def copy_tracked_files(destination: Path) -> Path:

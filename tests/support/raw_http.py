@@ -7,7 +7,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from tests.support.server import Server
+from bench.support.server import Server
 
 HEAD = b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 SHORT_WAV = json.dumps({"model": "piper", "voice": "alloy", "input": "Hi.", "response_format": "wav"}).encode()

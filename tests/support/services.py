@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.server import free_port
+from bench.support.server import free_port
 
 
 @contextmanager

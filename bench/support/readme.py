@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bench.support.server import ROOT
 from speech import DISTRIBUTION
-from tests.support.server import ROOT
 
 FENCE = re.compile(
     r"^(?:<!-- not run: (?P<reason>.+?) -->\n)?```(?P<lang>sh|python|django|js)\n(?P<code>.*?)^```$", re.M | re.S

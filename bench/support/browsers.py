@@ -435,7 +435,7 @@ class WebKit:
         from selenium.webdriver.remote.remote_connection import RemoteConnection
         from selenium.webdriver.webkitgtk.options import Options
 
-        from tests.support.server import free_port
+        from bench.support.server import free_port
 
         port = free_port()
         env = {name: value for name, value in os.environ.items() if not name.startswith("PULSE")}

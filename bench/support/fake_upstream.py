@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.server import FIXTURES
+from bench.support.server import FIXTURES
 
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",

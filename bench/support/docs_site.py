@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from bench.support.install import build_wheel, shared_deps
+from bench.support.readme import readme_blocks
 
-from tests.host_site.install import build_wheel, shared_deps
-from tests.support.readme import readme_blocks
-from tests.support.server import Server, free_port, spawn
+from bench.support.server import Server, free_port, spawn
 
 HOST_BLOCKS = [block for block in readme_blocks() if not block.not_run and block.for_host_site]
 PAGE_VIEW = """
