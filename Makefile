@@ -101,7 +101,7 @@ lint: install-dev
 	$(MAKE) lint-js ESLINT_FLAGS=--fix
 
 bench: install-dev
-	$(PY) bench/ttfb.py
+	$(PY) -m bench.ttfb
 
 # The docs site (mkdocs.yml, docs/): built with warnings as errors by `make test`; `make docs` serves it
 # offline on 127.0.0.1:8001 (no web fonts, no CDN), rebuilding as pages change.

@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,10 +32,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.support.server import Server, start_server, stop_server  # noqa: E402
+from bench.support.server import Server, start_server, stop_server
 
 PCM_RATE = 24_000
 REPLY = (

@@ -1,9 +1,9 @@
 """Time to first byte, real-time factor, memory and 1x listeners against the real server.
 
-    python bench/ttfb.py                 # starts gunicorn on a free loopback port, prints Markdown
-    python bench/ttfb.py --url http://127.0.0.1:8000 --runs 20
-    python bench/ttfb.py --server uvicorn                   # the same sections under an ASGI server
-    python bench/ttfb.py --server gunicorn,uvicorn,daphne   # TTFB side by side, requests interleaved
+    python -m bench.ttfb                 # starts gunicorn on a free loopback port, prints Markdown
+    python -m bench.ttfb --url http://127.0.0.1:8000 --runs 20
+    python -m bench.ttfb --server uvicorn                   # the same sections under an ASGI server
+    python -m bench.ttfb --server gunicorn,uvicorn,daphne   # TTFB side by side, requests interleaved
 
 Not a test: it prints numbers for BENCHMARKS.md. Loopback only, bounded in count and time.
 """
@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import av  # noqa: E402
-import django  # noqa: E402
+import av
+import django
 
 django.setup()
 

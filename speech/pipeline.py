@@ -28,6 +28,14 @@ START_GRACE = 1.0
 # The first piece's opening is encoded and sent on its own: encoding a whole second of mp3 or opus
 # takes 10-20 ms, which the listener would otherwise wait for before the first byte.
 OPENING_SECONDS = 0.2
+# A piece holds at most this many of its voice's own phonemes (at 1x; fewer when slower), about 15 s
+# of speech: what a model run costs in memory grows with the audio it makes (~13 MB a second for a
+# medium piper voice), and a text's characters say little about that ("1234567890" is ~100 phonemes,
+# an emoji or a CJK character is read by its name). Ordinary sentences are well under it.
+MAX_PIECE_PHONEMES = 300
+# Phonemes a piece may hold per word of the lead's budget: English averages ~6 with its space, so
+# ordinary words never hit it, while a "word" that expands (a number, a symbol's name) does.
+PHONEMES_PER_WORD = 12
 
 
 class Segmenter(Protocol):
@@ -41,6 +49,37 @@ class Voice(Protocol):
     def rate(self) -> int: ...
 
     def synthesize(self, text: str, speed: float, grant: Grant, cancel: Cancellation) -> Voiced: ...
+
+
+# A voice may also count a text's phonemes as it would speak them (``phonemes(text) -> int``): pieces
+# are then bounded by that count, not only by speech.text's estimate.
+Phonemes = Callable[[str], int]
+
+
+def phoneme_limit(speed: float) -> int:
+    """The most phonemes one piece, and one model run, may hold at ``speed``: slower speech makes more
+    audio of each phoneme, so fewer fit."""
+    return max(FIRST_PIECE_WORDS * PHONEMES_PER_WORD, int(MAX_PIECE_PHONEMES * min(1.0, speed)))
+
+
+def runs(phonemes: list[str], limit: int) -> list[list[str]]:
+    """``phonemes`` (one of a voice's sentences) cut into runs of at most ``limit``, of about equal
+    length: at a space after a clause's punctuation near the aim, else at a space, else anywhere."""
+    result: list[list[str]] = []
+    rest = phonemes
+    while len(rest) > limit:
+        aim = -(-len(rest) // -(-len(rest) // limit))  # len / runs needed, rounded up: at most limit
+        spaces = [i for i in range(limit // 3, limit + 1) if rest[i] == " "]
+        clauses = [i for i in spaces if i >= aim // 2 and rest[i - 1] in (",", ";", ":")]
+        if chosen := clauses or spaces:
+            cut = min(chosen, key=lambda i: abs(i - aim))
+            result.append(rest[:cut])
+            rest = rest[cut + 1 :]
+        else:  # one "word" longer than a run: cut inside it
+            result.append(rest[:aim])
+            rest = rest[aim:]
+    result.append(rest)
+    return [run for run in result if run]
 
 
 class Listener:
@@ -62,13 +101,50 @@ class Listener:
         self.runs_dry = max(self.runs_dry or now, now) + seconds
 
 
-def next_piece(pending: deque[str], lead: float, head: Callable[[str, int], tuple[str, str]] = text.head) -> str:
-    """Take the next piece: a short head when the listener is close to silence, else a sentence."""
+def next_piece(
+    pending: deque[str],
+    lead: float,
+    head: Callable[[str, int], tuple[str, str]] = text.head,
+    phonemes: Phonemes | None = None,
+    speed: float = 1.0,
+) -> str:
+    """Take the next piece: a short head when the listener is close to silence, else a sentence.
+
+    With the voice's ``phonemes``, a piece that would speak more than its budget (the head's words
+    at ``PHONEMES_PER_WORD``, at most ``phoneme_limit``) is cut shorter between words, and a single
+    word beyond the limit inside it: the rest goes back to ``pending``.
+    """
     max_words = max(FIRST_PIECE_WORDS, int(lead * WORDS_PER_SECOND_OF_LEAD))
     piece, rest = head(pending.popleft(), max_words)
+    if phonemes is not None:
+        most = phoneme_limit(speed)
+        end = _phoneme_fit(piece, min(most, (max_words + 2) * PHONEMES_PER_WORD), most, phonemes)
+        if end < len(piece):
+            rest = piece[end:].strip() + (" " + rest if rest else "")
+            piece = piece[:end].strip()
     if rest:
         pending.appendleft(rest)
     return piece
+
+
+def _phoneme_fit(piece: str, budget: int, most: int, phonemes: Phonemes) -> int:
+    """How many leading characters of ``piece`` speak at most ``budget`` phonemes: cut at the space
+    nearest the share that fits, or after the first word; a single word may take up to ``most``."""
+    end, spoken = len(piece), phonemes(piece)
+    while spoken > budget:
+        first_space = piece.find(" ", 0, end)
+        if first_space < 0:  # one word
+            if spoken <= most:
+                break
+            cut = end * most // spoken
+        else:
+            space = piece.rfind(" ", 0, end * budget // spoken + 1)
+            cut = space if space > 0 else first_space
+        if not 0 < cut < end:
+            break
+        end = cut
+        spoken = phonemes(piece[:end])
+    return end
 
 
 class _Words:
@@ -124,6 +200,7 @@ def stream(
     normalized, origins = text.normalize_mapped(input_text)
     # A voice may cut its language its own way (Kokoro's Japanese: no spaces); else speech.text's rule.
     segmenter: Segmenter = getattr(voice, "segmenter", None) or text
+    count: Phonemes | None = getattr(voice, "phonemes", None)
     pending = deque(segmenter.sentences(normalized))
     words = _Words(input_text, normalized, origins, voice.rate, spaced=segmenter is text)
     encoder = audio.encoder(fmt, voice.rate)
@@ -139,7 +216,7 @@ def stream(
                 break
             with scheduler.slot(listener.deadline, cancel, first=not voiced) as grant:
                 # Sized now, not before the wait: the lead has shrunk while other listeners ran.
-                piece = next_piece(pending, listener.lead(), segmenter.head)
+                piece = next_piece(pending, listener.lead(), segmenter.head, count, speed)
                 pieces += 1
                 logger.debug("piece %d: %d characters, lead %.2f s", pieces, len(piece), listener.lead())
                 spoken = voice.synthesize(piece, speed, grant, cancel)

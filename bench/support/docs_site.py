@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
 from bench.support.install import build_wheel, shared_deps
 from bench.support.readme import readme_blocks
-
 from bench.support.server import Server, free_port, spawn
 
 HOST_BLOCKS = [block for block in readme_blocks() if not block.not_run and block.for_host_site]

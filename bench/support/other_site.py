@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-E2E = Path(__file__).resolve().parents[1] / "e2e"
+from bench.support.server import ROOT
+
+E2E = ROOT / "tests" / "e2e"
 NODE_MODULES = E2E / "npm" / "node_modules"
 
 

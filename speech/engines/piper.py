@@ -69,6 +69,23 @@ _WORD_TIMINGS = threading.Lock()
 VOLUME = 1.6
 
 
+_RUN = threading.local()  # .limit: the phonemes one model run may hold, while this thread synthesises
+
+
+class _BoundedVoice(PiperVoice):
+    """Piper's voice with its model runs bounded: piper runs the model once per espeak sentence, which
+    is as long as the text's sentence once read out (ten digits are ~100 phonemes, an emoji its name),
+    and a run's memory grows with the audio it makes (36 s of numbers: 2.5 GB). During a synthesis each
+    sentence is cut into runs of at most ``_RUN.limit`` phonemes (``pipeline.runs``), whatever the text."""
+
+    def phonemize(self, text: str) -> list[list[str]]:
+        sentences = super().phonemize(text)
+        limit: int | None = getattr(_RUN, "limit", None)
+        if limit is None:
+            return sentences
+        return [run for sentence in sentences for run in pipeline.runs(sentence, limit)]
+
+
 class _CancellableSession:
     """Stands in for piper's InferenceSession so each run gets its caller's ``RunOptions``."""
 
@@ -131,7 +148,7 @@ def _voice(model: str | bytes, config: Path, threads: int) -> PiperVoice:
     options.enable_mem_pattern = False
     options.add_session_config_entry("session.use_env_allocators", "1")
     session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-    return PiperVoice(
+    return _BoundedVoice(
         config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
         session=_CancellableSession(session),
     )
@@ -190,13 +207,21 @@ class LocalVoice:
             speaker_id=self.speaker_id, length_scale=1.0 / speed, normalize_audio=False, volume=VOLUME
         )
         with cancel.on_cancel(lambda: setattr(options, "terminate", True)):
+            _RUN.limit = pipeline.phoneme_limit(speed)
             try:
                 chunks = list(voice.synthesize(text, config, include_alignments=True))
             except Exception:
                 if cancel.cancelled:
                     raise Cancelled from None
                 raise
+            finally:
+                _RUN.limit = None
         return self._voiced(text, chunks)
+
+    def phonemes(self, text: str) -> int:
+        """How many phonemes this voice speaks ``text`` with (espeak-ng, well under a millisecond for a
+        piece): the pipeline bounds its pieces by this count."""
+        return sum(len(sentence) for sentence in self.wide.phonemize(text))
 
     def _voiced(self, text: str, chunks: list[AudioChunk]) -> Voiced:
         phones: list[Phone] = []

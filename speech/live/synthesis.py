@@ -139,7 +139,7 @@ def local(
                 words = _Words(reader.text, part.normalized, part.origins, voice.rate)
             with scheduler.slot(listener.deadline, cancel, first=not voiced) as grant:
                 lead = listener.lead()
-                piece = next_piece(pending, lead)
+                piece = next_piece(pending, lead, phonemes=getattr(voice, "phonemes", None), speed=speed)
                 pieces += 1
                 logger.debug("live piece %d: %d characters, lead %.2f s", pieces, len(piece), lead)
                 spoken = voice.synthesize(piece, speed, grant, cancel)
