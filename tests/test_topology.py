@@ -24,7 +24,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from bench.support.server import ROOT, Server, free_port, start_server, stop_server
+from bench.support.server import ROOT, Server, free_port, page_config, start_server, stop_server
 from speech.conf import DEFAULTS
 from tests.support.audio_check import duration
 from tests.support.services import nginx, postgres, redis_server
@@ -61,13 +61,16 @@ class Topology:
     url: str
     servers: list[Server]
     database_url: str
+    access_log: Path
 
 
-def site_config(servers: list[Server], port: int) -> str:
-    """deploy/nginx.conf with the test's servers and port in place of the example ones."""
+def site_config(servers: list[Server], port: int, access_log: Path) -> str:
+    """deploy/nginx.conf with the test's servers, port and access log in place of the example ones."""
     upstreams = "".join(f"    server {address(server)};\n" for server in servers)
     site, replaced = re.subn(r"(    server 127\.0\.0\.1:800\d;\n)+", upstreams, SITE.read_text())
     assert replaced == 1
+    assert "/var/log/nginx/speech.access.log" in site
+    site = site.replace("/var/log/nginx/speech.access.log", str(access_log))
     return site.replace("listen 80;", f"listen 127.0.0.1:{port};")
 
 
@@ -95,8 +98,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         try:
             servers.append(start_server(tmp, env, kind=SECOND_SERVER))
             port = free_port()
-            with nginx(tmp / "nginx", site_config(servers, port), WHICH):
-                yield Topology(f"http://127.0.0.1:{port}", servers, database_url)
+            access_log = tmp / "nginx" / "speech.access.log"
+            with nginx(tmp / "nginx", site_config(servers, port, access_log), WHICH):
+                yield Topology(f"http://127.0.0.1:{port}", servers, database_url, access_log)
         finally:
             for server in servers:
                 stop_server(server)
@@ -214,6 +218,32 @@ def test_a_request_id_the_client_chose_never_passes_nginx(topology: Topology) ->
         assert re.fullmatch(r"(req_)?[0-9a-f]{32}", request_id), request_id
 
 
+def test_nginx_logs_the_stream_url_without_its_page_token_or_text(topology: Topology) -> None:
+    """The GET fallback carries the page token and the text in its query: nginx's access log (the
+    shipped log_format) names the request by method and path only, allowed or refused, on either server."""
+    browser = client("127.0.0.2")
+    token = page_config(browser, topology.url)["pageToken"]
+    secret = "Private words for nginx to forget"
+    params = {"model": "piper", "input": secret, "voice": "alloy", "response_format": "mp3", "token": token}
+    for _ in range(2):  # nginx takes the servers in turn
+        with browser.get(f"{topology.url}/speech/stream", params=params, timeout=60) as spoken:
+            assert spoken.status_code == 200, [server.log_text()[-3000:] for server in topology.servers]
+            assert spoken.content
+    forged = client("127.0.0.2").get(
+        f"{topology.url}/speech/stream", params={**params, "token": "forged-token-xyz"}, timeout=10
+    )
+    assert forged.status_code == 401
+    deadline = time.monotonic() + 5
+    while topology.access_log.read_text().count("/speech/stream") < 3:  # written as each request ends
+        assert time.monotonic() < deadline, topology.access_log.read_text()
+        time.sleep(0.05)
+    log = topology.access_log.read_text()
+    assert '"GET /speech/stream HTTP/1.1" 200' in log
+    assert '"GET /speech/stream HTTP/1.1" 401' in log
+    for leaked in (token, "forged-token-xyz", "Private", "Private+words", "Private%20words", "input="):
+        assert leaked not in log, leaked
+
+
 def test_a_cache_entry_made_through_one_server_replays_through_the_other(topology: Topology) -> None:
     text = "Cached by one server behind nginx, replayed by the other."
     with speak(topology.url, "127.0.0.50", text) as made:
@@ -284,7 +314,8 @@ def test_behind_a_proxy_it_does_not_trust_every_client_is_one(topology: Topology
     """An nginx connecting from 127.0.0.5, which SPEECH_TRUSTED_PROXIES does not list (as none is when it is
     unset): its X-Forwarded-For changes nothing, so every client behind it is that nginx."""
     port = free_port()
-    with nginx(tmp_path / "nginx", site_config(topology.servers, port), f"{WHICH} proxy_bind 127.0.0.5;"):
+    site = site_config(topology.servers, port, tmp_path / "nginx" / "speech.access.log")
+    with nginx(tmp_path / "nginx", site, f"{WHICH} proxy_bind 127.0.0.5;"):
         url = f"http://127.0.0.1:{port}"
         held = [speak(url, f"127.0.0.{90 + number}") for number in range(DEFAULTS["MAX_STREAMS_PER_CLIENT"])]
         try:
