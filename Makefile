@@ -80,15 +80,15 @@ test: install-dev browsers services npm lint-js docs-build
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 3 --dist loadfile
 
-# The fast loop: lint, types and the tests that need no browser and no nginx/PostgreSQL topology.
+# The fast loop: lint, types and the tests that start no other process (no server, browser, nginx, venv).
 check: install-dev $(ESLINT_STAMP)
 	node_modules/.bin/eslint .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -m "not e2e and not topology" -q
+	$(VENV)/bin/pytest -m "not e2e and not topology and not server" -n 2 -q
 
 # A long exploratory run of the generated tests: new examples each run, ten times as many for the API.
 fuzz: install-dev

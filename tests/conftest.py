@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,25 @@ from tests.support.raw_upstream import RawUpstream
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# What `make check` leaves out besides the browsers and the topology: tests that start another process (a
+# server, a CLI, a venv). A test is one if it asks for a fixture that starts one, or its module starts one.
+SERVER_FIXTURES = {"servers", "server", "each_server", "make_server", "site", "slow_site", "host"}
+STARTS_PROCESSES = re.compile(r"start_server\(|subprocess\.|host_site\(|\bserve\(|Popen\(|make_site\(")
+
+
+@functools.cache
+def starts_processes(path: str) -> bool:
+    return bool(STARTS_PROCESSES.search(Path(path).read_text()))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & SERVER_FIXTURES or (module is not None and starts_processes(module.__file__)):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
