@@ -9,7 +9,7 @@ export HOST PORT
 RUN_STAMP := $(VENV)/.stamp-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.stamp-dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test check fuzz install install-dev browsers services npm lint lint-js bench docs docs-build
+.PHONY: run test check fuzz install install-dev system browsers services npm lint lint-js bench docs docs-build
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -37,24 +37,24 @@ run: install .secret-key
 	$(PY) manage.py collectstatic --noinput -v 0 && \
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
-# Debian's browsers and tools for the end-to-end tests (never a downloaded browser).
-browsers:
-	@command -v chromium >/dev/null && command -v ffprobe >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; }
-	@command -v firefox-esr >/dev/null && command -v pulseaudio >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr pulseaudio >/dev/null; }
-	@command -v WebKitWebDriver >/dev/null && command -v Xvfb >/dev/null && \
-		dpkg -s gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			webkit2gtk-driver xvfb gstreamer1.0-plugins-bad gstreamer1.0-libav >/dev/null; }
+# Debian's browsers and tools for the end-to-end tests (never a downloaded browser), and its redis-server,
+# nginx and PostgreSQL (the tests start their own on free ports: shared cache and limits; the production
+# topology behind nginx with usage records in PostgreSQL). What is missing comes in one apt-get run.
+system:
+	@full=""; lean=""; \
+	{ command -v chromium && command -v ffprobe; } >/dev/null || full="$$full chromium ffmpeg"; \
+	{ command -v firefox-esr && command -v pulseaudio; } >/dev/null || full="$$full firefox-esr pulseaudio"; \
+	{ command -v WebKitWebDriver && command -v Xvfb && dpkg -s gstreamer1.0-plugins-bad gstreamer1.0-libav; } \
+		>/dev/null 2>&1 || lean="webkit2gtk-driver xvfb gstreamer1.0-plugins-bad gstreamer1.0-libav"; \
+	command -v redis-server >/dev/null || full="$$full redis-server"; \
+	{ PATH="$$PATH:/usr/sbin" command -v nginx && ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || \
+		full="$$full nginx-light postgresql"; \
+	command -v npm >/dev/null || full="$$full nodejs npm"; \
+	[ -z "$$full$$lean" ] || { apt-get update -qq && export DEBIAN_FRONTEND=noninteractive && \
+		{ [ -z "$$full" ] || apt-get install -y -qq $$full >/dev/null; } && \
+		{ [ -z "$$lean" ] || apt-get install -y -qq --no-install-recommends $$lean >/dev/null; }; }
 
-# Debian's redis-server, nginx and PostgreSQL: the tests start their own on free ports (shared cache
-# and limits; the production topology behind nginx with usage records in PostgreSQL).
-services:
-	@command -v redis-server >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
-	@PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql >/dev/null; }
+browsers services: system
 
 # Debian's Node for the npm packages below, each pinned by its lock file.
 NODE_READY := command -v npm >/dev/null || \
@@ -76,7 +76,10 @@ $(ESLINT_STAMP): package-lock.json
 lint-js: $(ESLINT_STAMP)
 	node_modules/.bin/eslint $(ESLINT_FLAGS) .
 
-test: install-dev browsers services npm lint-js docs-build
+# The Python packages and the Debian ones come side by side; then what needs both.
+test:
+	@$(MAKE) --no-print-directory -j2 install-dev system
+	@$(MAKE) --no-print-directory npm lint-js docs-build
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
