@@ -57,6 +57,6 @@ class Cancellation:
                     self._callbacks.remove(callback)
 
 
-def close(chunks: Iterator[bytes]) -> None:
+def close(chunks: Iterator[object]) -> None:
     """Close a chunk generator now (stopping whatever produces it), not whenever it is collected."""
     getattr(chunks, "close", lambda: None)()

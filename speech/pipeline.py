@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from speech import audio, text, timings
-from speech.cancellation import Cancellation, Cancelled
+from speech.cancellation import Cancellation, Cancelled, close
 from speech.conf import get_config
 from speech.scheduler import Grant, scheduler
 from speech.timings import Timeline, Voiced, Word
@@ -28,6 +28,7 @@ START_GRACE = 1.0
 # The first piece's opening is encoded and sent on its own: encoding a whole second of mp3 or opus
 # takes 10-20 ms, which the listener would otherwise wait for before the first byte.
 OPENING_SECONDS = 0.2
+SILENCE_SECONDS = 0.2  # what a text with nothing to say gives: a valid, short stream
 # A piece holds at most this many of its voice's own phonemes (at 1x; fewer when slower), about 15 s
 # of speech: what a model run costs in memory grows with the audio it makes (~13 MB a second for a
 # medium piper voice), and a text's characters say little about that ("1234567890" is ~100 phonemes,
@@ -197,15 +198,59 @@ class _Words:
 def stream(
     voice: Voice, input_text: str, fmt: str, speed: float, cancel: Cancellation, timeline: Timeline | None = None
 ) -> Iterator[bytes]:
+    yield from encode(_voiced(voice, input_text, speed, cancel, timeline), fmt, voice.rate, cancel, timeline)
+
+
+def encode(
+    pieces: Iterator[tuple[bytes, int]],
+    fmt: str,
+    rate: int,
+    cancel: Cancellation,
+    timeline: Timeline | None,
+    quiet: tuple[type[Exception], ...] = (Cancelled,),
+) -> Iterator[bytes]:
+    """The PCM ``pieces`` as one encoded stream, each piece's first ``opening`` bytes (its second item)
+    encoded and sent on their own. Nothing voiced ends as a moment of silence (still valid audio); a
+    complete stream completes ``timeline``. Cut short (the listener gone, one of ``quiet`` raised): the
+    pieces are closed, ``cancel`` is cancelled, so nothing goes on running for this listener."""
+    encoder = audio.encoder(fmt, rate)
+    finished = False
+    voiced = 0
+    try:
+        for pcm, opening in pieces:
+            voiced += len(pcm)
+            for part in (pcm[:opening], pcm[opening:]):
+                if part and (data := encoder.write(part)):
+                    yield data
+        if not cancel.cancelled:
+            if not voiced:  # nothing to say (";", an empty source): a moment of silence is still valid audio
+                yield encoder.write(bytes(int(rate * SILENCE_SECONDS) * 2))
+            finished = True
+            if timeline is not None:
+                timeline.complete = True
+            yield encoder.close()
+    except quiet:
+        return
+    finally:
+        if not finished:
+            close(pieces)
+            cancel.cancel()
+            with contextlib.suppress(Exception):
+                encoder.close()
+
+
+def _voiced(
+    voice: Voice, input_text: str, speed: float, cancel: Cancellation, timeline: Timeline | None
+) -> Iterator[tuple[bytes, int]]:
+    """The voice's PCM piece by piece, with how much of the first goes out on its own (for ``encode``)."""
     normalized, origins = text.normalize_mapped(input_text)
     # A voice may cut its language its own way (Kokoro's Japanese: no spaces); else speech.text's rule.
     segmenter: Segmenter = getattr(voice, "segmenter", None) or text
     count: Phonemes | None = getattr(voice, "phonemes", None)
     pending = deque(segmenter.sentences(normalized))
     words = _Words(input_text, normalized, origins, voice.rate, spaced=segmenter is text)
-    encoder = audio.encoder(fmt, voice.rate)
     listener = Listener()
-    finished = False
+    spoken_all = False
     pieces = voiced = 0
     # A text within MAX_INPUT_CHARS can still speak for hours ("1234567890 " repeated): a cost bomb.
     most: float | None = get_config()["MAX_AUDIO_SECONDS"]
@@ -226,21 +271,8 @@ def stream(
             listener.received(len(pcm) / 2 / voice.rate)
             opening = 0 if voiced else int(OPENING_SECONDS * voice.rate) * 2
             voiced += len(pcm)
-            for part in (pcm[:opening], pcm[opening:]):
-                if part and (data := encoder.write(part)):
-                    yield data
-        if not cancel.cancelled:
-            if not voiced:  # nothing the voice could say (";"): a moment of silence is still valid audio
-                yield encoder.write(bytes(voice.rate // 5 * 2))
-            finished = True
-            if timeline is not None:
-                timeline.complete = True
-            yield encoder.close()
-    except Cancelled:
-        return
+            yield pcm, opening
+        spoken_all = not cancel.cancelled
     finally:
-        if not finished:  # cut short: nothing may go on running for this listener
-            cancel.cancel()
+        if not spoken_all:
             logger.info("listener gone after %d pieces; synthesis stopped", pieces)
-            with contextlib.suppress(Exception):
-                encoder.close()

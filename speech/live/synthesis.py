@@ -13,7 +13,6 @@ bounded wait when a sentence is slow to end. Two ways to speak them:
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import queue
@@ -30,7 +29,7 @@ from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import ClientClosed
 from speech.live.source import WAKE, Ended, Source
 from speech.live.text import Part, Splitter
-from speech.pipeline import OPENING_SECONDS, Listener, Voice, _Words, next_piece
+from speech.pipeline import OPENING_SECONDS, Listener, Voice, _Words, encode, next_piece
 from speech.scheduler import scheduler
 from speech.timings import Timeline
 
@@ -42,7 +41,6 @@ WAIT = 0.75
 # the listener has run out of audio: an LLM's next token is usually there well before this.
 SETTLE = 0.05
 AHEAD = 2  # upstream requests open at once: the one playing and the next
-SILENCE_SECONDS = 0.2  # what a source with nothing to say gives: a valid, short stream
 _opening = ThreadPoolExecutor(max_workers=64, thread_name_prefix="speech-live-upstream")
 
 
@@ -123,11 +121,17 @@ def local(
     voice: Voice, reader: Reader, fmt: str, speed: float, cancel: Cancellation, timeline: Timeline | None
 ) -> Iterator[bytes]:
     """The REST pipeline's loop (``pipeline.stream``) over sentences that arrive while it speaks."""
+    yield from encode(_voiced(voice, reader, speed, cancel, timeline), fmt, voice.rate, cancel, timeline)
+
+
+def _voiced(
+    voice: Voice, reader: Reader, speed: float, cancel: Cancellation, timeline: Timeline | None
+) -> Iterator[tuple[bytes, int]]:
+    """The voice's PCM piece by piece as the text arrives, with how much of each goes out on its own."""
     listener = reader.listener
-    encoder = audio.encoder(fmt, voice.rate)
     pending: deque[str] = deque()
     words: _Words | None = None
-    finished = False
+    spoken_all = False
     pieces = voiced = 0
     try:
         while not cancel.cancelled:
@@ -150,29 +154,23 @@ def local(
             # A listener who had run dry (text slow to come) hears the piece's opening before the rest is encoded.
             opening = int(OPENING_SECONDS * voice.rate) * 2 if lead < OPENING_SECONDS else 0
             voiced += len(pcm)
-            for chunk in (pcm[:opening], pcm[opening:]):
-                if chunk and (data := encoder.write(chunk)):
-                    yield data
-        if not cancel.cancelled:
-            if not voiced:  # the source said nothing: a moment of silence is still valid audio
-                yield encoder.write(bytes(int(voice.rate * SILENCE_SECONDS) * 2))
-            finished = True
-            if timeline is not None:
-                timeline.complete = True
-            yield encoder.close()
-    except Cancelled:
-        return
+            yield pcm, opening
+        spoken_all = not cancel.cancelled
     finally:
-        if not finished:
-            cancel.cancel()
+        if not spoken_all:
             logger.info("live: listener gone after %d pieces; synthesis stopped", pieces)
-            with contextlib.suppress(Exception):
-                encoder.close()
 
 
 def proxied(engine: Engine, speech: SpeechRequest, reader: Reader, cancel: Cancellation) -> Iterator[bytes]:
     """One upstream request per sentence, pipelined; their PCM encoded here into one stream."""
-    encoder = audio.encoder(speech.response_format, audio.OUTPUT_RATE)
+    pcm = _relayed(engine, speech, reader, cancel)
+    yield from encode(pcm, speech.response_format, audio.OUTPUT_RATE, cancel, None, (Cancelled, ClientClosed))
+
+
+def _relayed(
+    engine: Engine, speech: SpeechRequest, reader: Reader, cancel: Cancellation
+) -> Iterator[tuple[bytes, int]]:
+    """The upstream's PCM, sentence by sentence, in whole samples (none goes out on its own)."""
     opened: queue.SimpleQueue[Future[SpeechStream] | Ended] = queue.SimpleQueue()
     room = threading.Semaphore(AHEAD)
     one = replace(speech, response_format="pcm", stream_format="audio")
@@ -183,8 +181,8 @@ def proxied(engine: Engine, speech: SpeechRequest, reader: Reader, cancel: Cance
         name="speech-live-dispatch",
         daemon=True,
     ).start()
-    finished = False
-    sentences = sent = 0
+    relayed_all = False
+    sentences = 0
     odd = b""  # a sample split between two upstream chunks
     try:
         while not cancel.cancelled:
@@ -201,25 +199,15 @@ def proxied(engine: Engine, speech: SpeechRequest, reader: Reader, cancel: Cance
                     if len(pcm) % 2:
                         pcm, odd = pcm[:-1], pcm[-1:]
                     reader.listener.received(len(pcm) / 2 / audio.OUTPUT_RATE)
-                    sent += len(pcm)
-                    if pcm and (data := encoder.write(pcm)):
-                        yield data
+                    yield pcm, 0
             finally:
                 close(stream.chunks)
                 room.release()
-        if not cancel.cancelled:
-            if not sent:
-                yield encoder.write(bytes(int(audio.OUTPUT_RATE * SILENCE_SECONDS) * 2))
-            finished = True
-            yield encoder.close()
-    except (Cancelled, ClientClosed):
-        return
+        relayed_all = not cancel.cancelled
     finally:
-        if not finished:
+        if not relayed_all:
             cancel.cancel()
             logger.info("live: listener gone after %d sentences; upstream requests stopped", sentences)
-            with contextlib.suppress(Exception):
-                encoder.close()
             while True:  # requests opened ahead: closed now, or when they arrive
                 try:
                     left = opened.get_nowait()
