@@ -22,9 +22,9 @@ from pathlib import Path
 
 from piper.voice import PiperVoice
 
-from bench.support.procstat import worker_pid
+from bench.support.procstat import cpu_seconds, worker_pid
 from bench.support.server import start_server, stop_server
-from bench.ttfb import PROSE, Playback, RssSampler, cpu_seconds, listen, load, machine, open_stream, status_kib
+from bench.ttfb import PROSE, Playback, RssSampler, listen, load, machine, open_stream, status_kib
 from speech import text
 from speech.conf import PIPER_VOICES
 from speech.voices import spec_paths

@@ -40,8 +40,9 @@ import django
 
 django.setup()
 
+from bench.support.procstat import cpu_seconds  # noqa: E402
 from bench.support.server import start_server, stop_server  # noqa: E402
-from bench.ttfb import cpu_seconds, load, machine, serving_pid, settle  # noqa: E402
+from bench.ttfb import load, machine, serving_pid, settle  # noqa: E402
 from speech import text  # noqa: E402
 from speech.cancellation import Cancellation  # noqa: E402
 from speech.engines.base import get_engine  # noqa: E402

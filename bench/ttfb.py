@@ -37,6 +37,7 @@ import django
 
 django.setup()
 
+from bench.support.procstat import cpu_seconds, goes_idle  # noqa: E402
 from bench.support.server import Server, start_server, stop_server  # noqa: E402
 from speech import pipeline, text  # noqa: E402
 from speech.cancellation import Cancellation  # noqa: E402
@@ -181,13 +182,7 @@ def settle(pid: int | None) -> None:
     if pid is None:
         time.sleep(0.3)
         return
-    deadline, before = time.monotonic() + 5, cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        now = cpu_seconds(pid)
-        if now - before < 0.005:
-            return
-        before = now
+    goes_idle(pid, timeout=5, every=0.1, still=0.005)
 
 
 def bench_ttfb(url: str, voice: LocalVoice, runs: int, runs_4000: int, pid: int | None) -> list[str]:
@@ -229,11 +224,6 @@ def engine_run(voice: LocalVoice, input_text: str) -> tuple[float, float, float]
     wall, cpu = time.monotonic(), time.process_time()
     pcm = voice.synthesize(text.normalize(input_text), 1.0, Grant(slot=0, alone=True), Cancellation()).pcm
     return time.monotonic() - wall, time.process_time() - cpu, len(pcm) / 2 / voice.rate
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def bench_rtf(url: str, voice: LocalVoice, pid: int | None) -> list[str]:

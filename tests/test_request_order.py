@@ -14,14 +14,14 @@ from speech.models import Usage
 FULL = {"MAX_STREAMS": 1, "QUEUE_TIMEOUT": 0.2}  # one synthesis slot, taken below; a newcomer waits 0.2 s
 
 
-def speak(model: str) -> Any:
-    body = {"model": model, "voice": "alloy", "input": "Hello."}
-    return Client().post("/v1/audio/speech", body, content_type="application/json")
-
-
-def all_slots_taken() -> limits.StreamSlots:
+def speak_with_every_slot_taken(model: str) -> Any:
     someone = clients.Client("key:someone", "someone", rate=None, max_streams=1)
-    return limits.acquire_stream(someone, synthesis=True)
+    release = limits.acquire_stream(someone, synthesis=True)
+    try:
+        body = {"model": model, "voice": "alloy", "input": "Hello."}
+        return Client().post("/v1/audio/speech", body, content_type="application/json")
+    finally:
+        release()
 
 
 @pytest.mark.django_db
@@ -32,11 +32,7 @@ def test_an_unknown_model_is_refused_before_the_cache_and_a_stream_slot(monkeypa
 
     monkeypatch.setattr(audio_cache, "entry_key", untouched)
     monkeypatch.setattr(audio_cache, "replay", untouched)
-    release = all_slots_taken()
-    try:
-        answer = speak("tts-nonexistent")
-    finally:
-        release()
+    answer = speak_with_every_slot_taken("tts-nonexistent")
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "model_not_found"
     assert answer.json()["error"]["param"] == "model"
@@ -46,10 +42,6 @@ def test_an_unknown_model_is_refused_before_the_cache_and_a_stream_slot(monkeypa
 @pytest.mark.django_db
 @override_settings(SPEECH=FULL)
 def test_a_known_model_waits_for_the_slot_the_unknown_one_never_asked_for() -> None:
-    release = all_slots_taken()
-    try:
-        answer = speak("piper")
-    finally:
-        release()
+    answer = speak_with_every_slot_taken("piper")
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "server_busy"

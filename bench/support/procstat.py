@@ -52,18 +52,24 @@ def settles(check: Callable[[], bool], timeout: float = 15.0) -> bool:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (clock ticks of 1/100 s)."""
+    """User and system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def goes_idle(pid: int, timeout: float, every: float = 0.5, still: float = 0.01) -> bool:
+    """True once the process's CPU time grows less than ``still`` s in ``every`` s; False after ``timeout``."""
+    deadline, before = time.monotonic() + timeout, cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        now = cpu_seconds(pid)
+        if now - before < still:
+            return True
+        before = now
+    return False
 
 
 def wait_idle(pid: int, timeout: float = 120.0) -> None:
     """Until the process's CPU time stands still for half a second: whatever it does at start is done."""
-    deadline, before = time.monotonic() + timeout, cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - before < 0.01:
-            return
-        before = now
-    raise AssertionError(f"process {pid} never went idle")
+    if not goes_idle(pid, timeout):
+        raise AssertionError(f"process {pid} never went idle")
