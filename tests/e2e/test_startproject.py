@@ -81,8 +81,11 @@ def test_every_widget_file_loads_and_speak_plays(page: Page, served: tuple[Serve
     assert [event for event in events if event["name"] == "error"] == []
     assert first(events, "ended")["duration"] > 1.5
     assert page.locator(".sp-load-error").is_hidden()
+    # The page reader beside it mounted on the page's own text.
+    assert page.evaluate("document.querySelector('[data-speech-reader]').speechReader.text").startswith("The page's")
+    assert page.locator(".sr-load-error").is_hidden()
     loaded = {response.url.rsplit("/", 1)[1].split(".")[0]: response.status for response in static}
-    assert {"widget", "player", "mse", "session"} <= set(loaded), loaded
+    assert {"widget", "player", "mse", "session", "reader", "reader-text"} <= set(loaded), loaded
     assert set(loaded.values()) == {200}, loaded
 
 
@@ -98,9 +101,10 @@ def test_a_site_that_serves_no_static_files_is_told(page: Page, site: ReaderSite
         server, _ = serve(site, "uvicorn")
         try:
             page.goto(f"{server.url}/page/")
-            warning = page.locator(".sp-load-error")
-            warning.wait_for(state="visible")
-            assert "did not load" in warning.inner_text()
+            for selector in (".sp-load-error", ".sr-load-error"):  # the player's and the reader's
+                warning = page.locator(selector)
+                warning.wait_for(state="visible")
+                assert "did not load" in warning.inner_text()
         finally:
             stop_server(server)
     finally:

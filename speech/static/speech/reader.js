@@ -45,6 +45,8 @@ export class SpeechReader {
    */
   constructor({ root, target, voice = "", speed = 1, model = "piper", path = null, player = {} }) {
     this.root = root;
+    const warning = root.querySelector(".sr-load-error");
+    if (warning) warning.hidden = true; // the code did load: the page's warning that it did not never shows
     this.selector = typeof target === "string" ? target : null;
     this.target = typeof target === "string" ? document.querySelector(target) : target;
     this.model = model;
