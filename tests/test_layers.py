@@ -58,3 +58,14 @@ def test_settings_code_loads_no_http_face_nor_engine() -> None:
     assert "speech.engines.piper" in modules["checked"]
     assert [name for name in ["requests", "speech.engines.openai", "speech.api", "speech.cors"]
             if name in modules["checked"]] == []  # fmt: skip
+
+
+def test_the_dotted_paths_older_host_settings_name_still_load() -> None:
+    """``speech.security`` was split by concern; settings written before name these two paths."""
+    from django.utils.module_loading import import_string
+
+    from speech.clients import client_ip
+    from speech.csp import ContentSecurityPolicyMiddleware
+
+    assert import_string("speech.security.ContentSecurityPolicyMiddleware") is ContentSecurityPolicyMiddleware
+    assert import_string("speech.security.client_ip") is client_ip
