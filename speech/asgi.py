@@ -4,8 +4,10 @@ Django sends a ``StreamingHttpResponse`` under ASGI by iterating it asynchronous
 synchronous iterator, it reads it to the end before sending a byte. So under ASGI the response
 body is ``stream(chunks, cancel)``: one worker thread per stream runs the synchronous chunks
 (synthesis, upstream reads, cache and usage bookkeeping) and hands each chunk over as soon as it
-exists. At most ``HANDOVER`` chunks wait for the event loop: when the server cannot send them as
-fast (a slow reader), the worker waits instead of piling audio up in memory.
+exists. Little waits for the event loop (one chunk, or ``HANDOVER_BYTES``): when the server cannot
+send as fast (a slow reader), the worker waits instead of piling audio up in memory, and while it waits its
+stream lends its synthesis slot to others (``StreamSlots.lend``), taking it back before it goes on,
+as a stream waiting on its client's socket does under gunicorn (``hangup.drop_stalled``).
 
 Hang-ups: Django's ``ASGIHandler`` listens for ``http.disconnect`` from the moment the request
 body is read and cancels the task serving the request. While the response is sent, the
@@ -24,6 +26,7 @@ import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync
 from django.db import connections
@@ -32,7 +35,15 @@ from speech.cancellation import Cancellation, close
 from speech.engines.base import SpeechStream
 from speech.errors import ClientClosed
 
+if TYPE_CHECKING:
+    from speech.limits import StreamSlots
+
 HANDOVER = 8  # chunks on their way to the event loop, at most
+# ... and bytes, past the first chunk: a piece's pcm is up to ~700 KB, so eight of them held ~5 MB (a
+# minute of audio) for a listener who reads nothing, before its stream noticed and lent its slot.
+HANDOVER_BYTES = 64 * 1024
+# A hand-over still waiting after this long is waiting on the listener: the stream lends its slot.
+LEND_AFTER = 0.05
 # Engines start here while the view's thread waits cancellably; a proxied stream may wait seconds.
 _starting = ThreadPoolExecutor(max_workers=256, thread_name_prefix="speech-start")
 
@@ -71,43 +82,76 @@ class _End:
 
 
 class Handover:
-    """A bounded queue from one worker thread (``put``) to the event loop (``get``)."""
+    """A bounded queue from one worker thread (``put``) to the event loop (``get``): at most ``size``
+    items, and past the first, at most ``most_bytes`` pending. A ``put`` still waiting after ``LEND_AFTER``
+    (the loop cannot send: a slow reader) lends the stream's synthesis ``slots`` until it goes on."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, size: int, slots: StreamSlots | None = None, most_bytes: int = 0
+    ) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[bytes | _End] = asyncio.Queue()
-        self._room = threading.Semaphore(size)
+        self._size, self._most_bytes = size, most_bytes or HANDOVER_BYTES
+        self._room = threading.Condition()
+        self._count = self._bytes = 0  # pending
         self._open = True
+        self._slots = slots
 
     def put(self, item: bytes | _End) -> bool:
-        """Hand an item over, waiting while ``size`` are pending; False once the reader is gone."""
-        self._room.acquire()
-        if not self._open:
-            self._room.release()  # for the next put, which must not wait either
-            return False
+        """Hand an item over, waiting while the queue is full; False once the reader is gone."""
+        size = len(item) if isinstance(item, bytes) else 0
+        if not self._wait(size, LEND_AFTER):
+            lend = self._slots is not None and size > 0
+            if lend and self._slots is not None:  # nothing is made while we wait: others may use the slot
+                self._slots.lend()
+            self._wait(size, None)
+            if lend and self._slots is not None and self._open:
+                self._slots.retake(lambda: not self._open)
+        with self._room:
+            if not self._open:
+                return False
+            self._count += 1
+            self._bytes += size
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # the event loop is closed: the server is gone
             return False
         return True
 
+    def _wait(self, size: int, seconds: float | None) -> bool:
+        """Wait (up to ``seconds``) until an item of ``size`` bytes fits, or the reader is gone."""
+
+        def room() -> bool:
+            full = self._count >= self._size or (self._count > 0 and self._bytes + size > self._most_bytes)
+            return not self._open or not full
+
+        with self._room:
+            return self._room.wait_for(room, seconds)
+
     async def get(self) -> bytes | _End:
         item = await self._queue.get()
-        self._room.release()
+        with self._room:
+            self._count -= 1
+            self._bytes -= len(item) if isinstance(item, bytes) else 0
+            self._room.notify_all()
         return item
 
     def close(self) -> None:
         """The reader is gone: a waiting (or later) ``put`` returns False at once."""
-        self._open = False
-        self._room.release()
+        with self._room:
+            self._open = False
+            self._room.notify_all()
 
 
-async def stream(chunks: Iterator[bytes], cancel: Cancellation) -> AsyncIterator[bytes]:
-    """``chunks`` served to the event loop as they are made; cancelled when the client hangs up."""
+async def stream(
+    chunks: Iterator[bytes], cancel: Cancellation, slots: StreamSlots | None = None
+) -> AsyncIterator[bytes]:
+    """``chunks`` served to the event loop as they are made; cancelled when the client hangs up. While
+    the loop cannot keep up (a slow reader), the stream's synthesis ``slots`` are lent to others."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():  # the client left while the view ran: end at once
         cancel.cancel()
-    handover = Handover(asyncio.get_running_loop(), HANDOVER)
+    handover = Handover(asyncio.get_running_loop(), HANDOVER, slots)
     work = functools.partial(contextvars.copy_context().run, _work, chunks, handover, cancel)  # logs name the request
     threading.Thread(target=work, name="speech-stream", daemon=True).start()
     finished = False

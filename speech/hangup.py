@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import select
 import socket
 import struct
@@ -43,19 +44,48 @@ def client_socket(request: HttpRequest) -> socket.socket | None:
     return sock
 
 
+def _asgi_socket(request: HttpRequest) -> socket.socket | None:
+    """A duplicate of the connection's socket under an ASGI server (which hands the app none): the
+    process's socket whose addresses are the scope's ``server`` and ``client``. Linux only; the
+    caller closes it."""
+    scope = getattr(request, "scope", None)
+    ends = (scope.get("server"), scope.get("client")) if isinstance(scope, dict) else (None, None)
+    if None in ends or not os.path.isdir("/proc/self/fd"):
+        return None
+    wanted = [(str(end[0]), int(end[1])) for end in ends if end is not None]
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError, ValueError):
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+            try:
+                if [tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2])] == wanted:
+                    return sock
+            except OSError:
+                pass
+            sock.close()
+    return None
+
+
 def limit_stalls(request: HttpRequest) -> None:
     """A listener that reads nothing for ``STALL_TIMEOUT`` seconds fails our next write, so its stream
     ends and its slot frees. A kernel send timeout, not ``settimeout``: that would make every read of
-    the socket (the hang-up watcher's peek) wait too."""
+    the socket (the hang-up watcher's peek) wait too. Under ASGI the send buffer alone is kept small,
+    so that a stream waiting on its listener notices soon and lends its slot (``asgi.Handover``)."""
     sock = client_socket(request)
-    if sock is not None:
-        seconds = get_config()["STALL_TIMEOUT"]
-        with contextlib.suppress(OSError):
-            timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-            # A fixed, small send buffer: the kernel's grows to megabytes, which an unread stream fills
-            # for minutes before a write would wait (drop_stalled counts from then).
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALL_SEND_BUFFER)
+    if sock is None:
+        asgi_sock = _asgi_socket(request)
+        if asgi_sock is not None:
+            with asgi_sock, contextlib.suppress(OSError):
+                asgi_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALL_SEND_BUFFER)
+        return
+    seconds = get_config()["STALL_TIMEOUT"]
+    with contextlib.suppress(OSError):
+        timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        # A fixed, small send buffer: the kernel's grows to megabytes, which an unread stream fills
+        # for minutes before a write would wait (drop_stalled counts from then).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STALL_SEND_BUFFER)
 
 
 def peer_closed(sock: socket.socket) -> bool:

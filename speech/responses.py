@@ -67,7 +67,8 @@ def render(
         content_type = "text/event-stream"
         if not stream.sse:
             chunks = sse_events(chunks, stream.words, lambda: speech.input)
-    body = asgi.stream(chunks, cancel) if isinstance(request, ASGIRequest) else _watched(chunks, request, cancel, slots)
+    asynchronous = isinstance(request, ASGIRequest)
+    body = asgi.stream(chunks, cancel, slots) if asynchronous else _watched(chunks, request, cancel, slots)
     response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
     for name, value in stream.headers.items():
         response[name] = value

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
 import requests
 
 from bench.support.server import Server, client_at
@@ -29,8 +30,11 @@ def slow_listener(server: Server) -> socket.socket:
     return listener
 
 
-def test_slow_readers_lend_their_synthesis_slots(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_MAX_STREAMS="2", SPEECH_QUEUE_TIMEOUT="1", SPEECH_STALL_TIMEOUT="120")
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_slow_readers_lend_their_synthesis_slots(make_server: Callable[..., Server], kind: str) -> None:
+    """Under WSGI the stream waits on the client's socket; under ASGI on the event loop, which cannot
+    send (``asgi.Handover`` full): either way its synthesis slot serves others meanwhile."""
+    server = make_server(kind, SPEECH_MAX_STREAMS="2", SPEECH_QUEUE_TIMEOUT="1", SPEECH_STALL_TIMEOUT="120")
     slow = [slow_listener(server), slow_listener(server)]
     try:
         # Both slots are held by streams nobody reads: before, every newcomer got 503 until they ended.

@@ -132,7 +132,8 @@ class SpeechResponse(StreamingHttpResponse):
         self._started = True
         reading = self._source.start_on_loop(self._cancel)
         try:
-            async for chunk in asgi.stream(chunks, self._cancel):
+            slots = self._track.release if self._track is not None else None
+            async for chunk in asgi.stream(chunks, self._cancel, slots):
                 yield chunk
         finally:
             if reading is not None and not reading.done():
