@@ -86,9 +86,11 @@ def _finished_transcript(request: HttpRequest, speech_id: str) -> tuple[list[tim
 @router.get("/audio/voices", response=schemas.VoiceList, summary="List voices")
 def list_voices(request: HttpRequest) -> dict[str, Any]:
     voices = []
-    for alias in dict.fromkeys(get_config()["MODELS"].values()):
+    models = get_config()["MODELS"]
+    for alias in dict.fromkeys(models.values()):
         engine = get_engine(alias)
-        voices += [{"name": voice["id"], "engine": alias, **voice} for voice in engine.describe()]
+        model = alias if models.get(alias) == alias else next(name for name, to in models.items() if to == alias)
+        voices += [{"name": voice["id"], "engine": alias, "model": model, **voice} for voice in engine.describe()]
     return {"data": voices, "voices": voices}
 
 

@@ -57,6 +57,7 @@ class Voice(Schema):
     id: str
     name: str
     engine: str
+    model: str = Field(description="The `model` to ask for to speak with this voice (one that picks its engine).")
     speaks_as: str = Field(description="The voice this name speaks as (itself unless it is an alias).")
     language: str | None = Field(None, description="BCP 47, e.g. `de-DE`.")
     language_name: str | None = Field(None, description="The language in English.")

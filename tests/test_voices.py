@@ -63,6 +63,7 @@ def test_voice_list_shape(store: Path, client: Client) -> None:
         "id": "de_DE-thorsten-medium",
         "name": "de_DE-thorsten-medium",
         "engine": "piper",
+        "model": "piper",
         "speaks_as": "de_DE-thorsten-medium",
         "language": "de-DE",
         "language_name": "German",
@@ -76,6 +77,9 @@ def test_voice_list_shape(store: Path, client: Client) -> None:
     assert set(OPENAI_VOICES) <= set(by_id)
     assert by_id["alloy"]["speaks_as"] == "joe"
     assert by_id["alloy"]["language"] == "en-US"
+    # Each voice names a model that picks its engine (a client asks for that model to speak with it).
+    owners = {model["id"]: model["owned_by"] for model in client.get("/v1/models").json()["data"]}
+    assert all(owners[voice["model"]] == voice["engine"] for voice in data)
 
 
 def test_openai_names_spread_over_the_sites_language(store: Path, settings: Any) -> None:

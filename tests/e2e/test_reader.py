@@ -523,6 +523,48 @@ def test_reads_without_marks_where_the_highlight_api_is_missing(engine_page: Bro
     assert page.console_errors() == []
 
 
+JAPANESE_TEXT = "今日はとても良い天気ですね。散歩に行きましょう。"
+IN_JAPANESE = """(async ([url, text]) => {
+  const old = document.querySelector('[data-speech-reader]').speechReader;
+  const player = { endpoint: old.player.endpoint, voicesUrl: old.player.voicesUrl };
+  old.destroy();
+  const { SpeechReader } = await import(url);
+  const article = document.createElement('article');
+  article.lang = 'ja';
+  article.append(Object.assign(document.createElement('p'), { textContent: text }));
+  document.body.append(article);
+  const root = document.querySelector('[data-speech-reader]');
+  window.japanese = new SpeechReader({ root, target: article, player });
+  await window.japanese.voiceChosen;
+  window.japaneseWords = [];
+  window.japanese.player.on('word', (w) => w.index >= 0 && window.japaneseWords.push(w.text));
+  window.japanese.player.on('error', (e) => window.japaneseWords.push('error: ' + e.message));
+  return { voice: window.japanese.voice, model: window.japanese.model };
+})"""
+
+
+def test_an_element_in_japanese_is_read_by_a_japanese_voice(engine_page: BrowserPage, site: Server) -> None:
+    """The element's `lang` picks a voice of its language from the server's list, whatever engine has it
+    (here Kokoro's, as piper has no Japanese voice), and the reader asks that voice's model."""
+    page = engine_page
+    open_reader(page, f"{site.url}/read/")
+    url = f"{site.url}/static/speech/reader.js"
+    chosen = page.evaluate(f"({IN_JAPANESE})({json.dumps([url, JAPANESE_TEXT])})")
+    assert chosen["model"] == "kokoro"
+    assert chosen["voice"].startswith(("jf_", "jm_"))
+    page.click(".sr-play")
+    wait_for(lambda: len(page.evaluate("window.japaneseWords")) >= 2, 120, "two words heard")
+    page.evaluate("window.japanese.destroy()")
+
+    heard = page.evaluate("window.japaneseWords")
+    assert not any(word.startswith("error") for word in heard), heard
+    assert all(word in JAPANESE_TEXT for word in heard)
+    bodies = [json.loads(r["body"]) for r in page.evaluate("window.requestsSent") if r["body"]]
+    assert bodies
+    assert {(body["model"], body["voice"]) for body in bodies} == {("kokoro", chosen["voice"])}
+    assert page.console_errors() == []
+
+
 def test_the_page_under_the_site_csp_carries_the_nonce(site: Server) -> None:
     import requests
 

@@ -43,13 +43,13 @@ export class SpeechReader {
    * @param {number} options.speed
    * @param {object} options.player  SpeechPlayer options (endpoint, voicesUrl, pageToken, …)
    */
-  constructor({ root, target, voice = "", speed = 1, model = "piper", path = null, player = {} }) {
+  constructor({ root, target, voice = "", speed = 1, model = null, path = null, player = {} }) {
     this.root = root;
     const warning = root.querySelector(".sr-load-error");
     if (warning) warning.hidden = true; // the code did load: the page's warning that it did not never shows
     this.selector = typeof target === "string" ? target : null;
     this.target = typeof target === "string" ? document.querySelector(target) : target;
-    this.model = model;
+    this.model = model || "piper"; // with none given, the model of the voice chosen for the page's language
     this.path = path;
     this.voice = voice;
     this.state = "idle";
@@ -76,9 +76,10 @@ export class SpeechReader {
       root.querySelector(".sr-play").disabled = true;
       return;
     }
-    this.voiceChosen = voice ? Promise.resolve(voice) : this.#voiceFor(this.language);
-    this.voiceChosen.then((chosen) => {
-      this.voice = chosen;
+    this.voiceChosen = (voice ? Promise.resolve({ id: voice }) : this.#voiceFor(this.language)).then((chosen) => {
+      this.voice = chosen.id;
+      if (!model && chosen.model) this.model = chosen.model;
+      return chosen.id;
     });
     this.#listen();
     this.controls.render("idle", { remembered: this.#recall() !== null });
@@ -401,15 +402,16 @@ export class SpeechReader {
 
   // --- Voices ---------------------------------------------------------------------------------------
 
-  // A voice of the page's language: the site's default ("alloy") if it speaks it, else an installed voice of
-  // the exact tag, else of its family; "alloy" when none does.
+  // A voice of the page's language, {id, model}: the site's default ("alloy") if it speaks it, else an
+  // installed voice of the exact tag, else of its family, whatever its engine; "alloy" when none does.
   async #voiceFor(language) {
-    if (!language || !this.player.voicesUrl) return "alloy";
+    const fallback = { id: "alloy" };
+    if (!language || !this.player.voicesUrl) return fallback;
     let voices = [];
     try {
       voices = await this.player.voices({ signal: this.#signal });
     } catch {
-      return "alloy";
+      return fallback;
     }
     const wanted = language.toLowerCase().replace("_", "-");
     const family = wanted.split("-")[0];
@@ -422,7 +424,7 @@ export class SpeechReader {
       voices.find((voice) => tag(voice) === wanted) ||
       own.find((voice) => tag(voice).split("-")[0] === family) ||
       voices.find((voice) => tag(voice).split("-")[0] === family);
-    return pick?.id || "alloy";
+    return pick || fallback;
   }
 
   destroy() {
