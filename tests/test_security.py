@@ -143,7 +143,7 @@ def test_concurrent_streams_per_client(make_server: Callable[..., Server]) -> No
 
 
 def test_global_cap_queues_then_refuses(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_MAX_STREAMS="1", SPEECH_QUEUE_TIMEOUT="1.5")
+    server = make_server(SPEECH_MAX_STREAMS="1", SPEECH_QUEUE_TIMEOUT="4")
     first = Listener(post(server, text=LONG))
 
     started = time.monotonic()
@@ -151,9 +151,10 @@ def test_global_cap_queues_then_refuses(make_server: Callable[..., Server]) -> N
     waited = time.monotonic() - started
     assert_openai_error(refused, 503, "server_error", "server_busy")
     assert refused.headers["Retry-After"] == "2"
-    assert waited >= 1.4  # it queued for QUEUE_TIMEOUT before giving up
+    assert waited >= 3.9  # it queued for QUEUE_TIMEOUT before giving up
 
-    # A request that arrives while the slot is taken waits, and is served once it frees.
+    # A request that arrives while the slot is taken waits, and is served once it frees (the 3.5 s it
+    # still may wait after the close are for the server to see the hang-up on a busy machine).
     results: list[requests.Response] = []
     waiter = threading.Thread(target=lambda: results.append(post(server)))
     waiter.start()

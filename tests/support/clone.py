@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+from bench.support.install import shared_deps
 from bench.support.server import ROOT
 
 
 def copy_tracked_files(destination: Path) -> Path:
-    """The files `git ls-files` names, as they are in the work tree, plus `.venv` (made by `make`)."""
+    """The files `git ls-files` names, as they are in the work tree, and a `.venv` of the copy's own."""
     listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, listing.decode().split("\0")):
         source = ROOT / name
@@ -18,5 +20,15 @@ def copy_tracked_files(destination: Path) -> Path:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    (destination / ".venv").symlink_to((ROOT / ".venv").resolve())
+    own_venv(destination / ".venv")
     return destination
+
+
+def own_venv(venv: Path) -> None:
+    """A venv that finds every dependency in the shared one (a .pth line to a folder of links to its
+    packages), so that `make` in the copy installs nothing but the copy itself, editable, here: never
+    into the shared venv, whose `speech` must stay the checkout's."""
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = Path(subprocess.check_output([venv / "bin" / "python", "-c", purelib], text=True).strip())
+    (site / "shared-deps.pth").write_text(f"{shared_deps(venv)}\n")
