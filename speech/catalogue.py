@@ -233,16 +233,22 @@ def install(store: Path, entry: Entry) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # whatever did not make it into the store
 
 
-def _download(entry: Entry, file: File, staging: Path) -> Path:
+def download(repo: str, revision: str, path: str, staging: Path, voice: str) -> Path:
+    """``path`` of the hub repository ``repo`` at ``revision``, downloaded into ``staging``; a
+    ``CatalogueError`` naming ``voice`` when it is not there or the transfer fails."""
     try:
-        path = Path(hf_hub_download(REPO, file.path, revision=REVISION, endpoint=endpoint(), local_dir=staging))
+        return Path(hf_hub_download(repo, path, revision=revision, endpoint=endpoint(), local_dir=staging))
     except EntryNotFoundError:
-        raise CatalogueError(f"{entry.name}: {file.path} is not on {endpoint()}; nothing was installed.") from None
+        raise CatalogueError(f"{voice}: {path} is not on {endpoint()}; nothing was installed.") from None
     except HUB_ERRORS as error:
         raise CatalogueError(
-            f"{entry.name}: the download of {Path(file.path).name} from {endpoint()} failed ({error}); "
+            f"{voice}: the download of {Path(path).name} from {endpoint()} failed ({error}); "
             "nothing was installed. Run the same command again."
         ) from None
+
+
+def _download(entry: Entry, file: File, staging: Path) -> Path:
+    path = download(REPO, REVISION, file.path, staging, entry.name)
     verify(path, file)
     return path
 

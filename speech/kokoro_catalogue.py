@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import EntryNotFoundError
 
-from speech.catalogue import DOWNLOADS, HUB_ERRORS, PROBE_TIMEOUT, CatalogueError, endpoint, inside
+from speech.catalogue import DOWNLOADS, HUB_ERRORS, PROBE_TIMEOUT, CatalogueError, download, endpoint, inside
 from speech.voices import Voice, printable, same_language
 
 REPO = "onnx-community/Kokoro-82M-v1.0-ONNX"
@@ -270,15 +270,7 @@ def install(store: Path, entry: Entry) -> None:
     try:
         probe(entry)
         expected = entry.sha256 or published_sha256(entry)
-        try:
-            path = Path(hf_hub_download(REPO, entry.path, revision=REVISION, endpoint=endpoint(), local_dir=staging))
-        except EntryNotFoundError:
-            raise CatalogueError(f"{entry.name}: {entry.path} is not on {endpoint()}; nothing was installed.") from None
-        except HUB_ERRORS as error:
-            raise CatalogueError(
-                f"{entry.name}: the download of {entry.path} from {endpoint()} failed ({error}); "
-                "nothing was installed. Run the same command again."
-            ) from None
+        path = download(REPO, REVISION, entry.path, staging, entry.name)
         verify(path, entry.name, expected, entry.size)
         _admit(store, entry.name, path)
     finally:

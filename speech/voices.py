@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,25 @@ def default_aliases(voices: list[Voice], language: str) -> dict[str, str]:
     return {name: ours[i % len(ours)].id for i, name in enumerate(OPENAI_VOICES)} if ours else {}
 
 
+class StoreCache:
+    """What ``read`` makes of the voice store, kept until the store moves or its ``folder`` (the store's
+    own by default) changes: read again when that folder's modification time does."""
+
+    def __init__(self, read: Callable[[Path | None], Installed], folder: str = "") -> None:
+        self._read = read
+        self._folder = folder
+        self._lock = threading.Lock()
+        self._cache: tuple[tuple[Path | None, int | None], Installed] | None = None
+
+    def get(self) -> Installed:
+        directory = store_dir()
+        key = (directory, _stamp(directory / self._folder if directory else None))
+        with self._lock:
+            if self._cache is None or self._cache[0] != key:
+                self._cache = (key, self._read(directory))
+            return self._cache[1]
+
+
 class Registry:
     """The installed voices of one engine, read again when the store folder changes."""
 
@@ -208,16 +228,10 @@ class Registry:
             model, config = spec_paths(spec)
             self.configured += from_files(name, model, config, "package" if "package" in spec else "settings")
         self.aliases = aliases
-        self._lock = threading.Lock()
-        self._cache: tuple[tuple[Path | None, int | None], Installed] | None = None
+        self._installed = StoreCache(self._read)
 
     def installed(self) -> Installed:
-        directory = store_dir()
-        key = (directory, _stamp(directory))
-        with self._lock:
-            if self._cache is None or self._cache[0] != key:
-                self._cache = (key, self._read(directory))
-            return self._cache[1]
+        return self._installed.get()
 
     def _read(self, directory: Path | None) -> Installed:
         stored, problems = scan_store(directory) if directory and directory.is_dir() else ([], [])

@@ -17,8 +17,9 @@ from speech.cancellation import Cancellation, Cancelled
 from speech.conf import get_config
 from speech.engines import kokoro_text
 from speech.engines.base import get_engine
-from speech.engines.kokoro import KokoroEngine, KokoroVoice, model_path, sha256
+from speech.engines.kokoro import KokoroEngine, KokoroVoice, model_path
 from speech.errors import InvalidRequest
+from speech.kokoro_catalogue import sha256
 from speech.scheduler import Grant
 from tests.support.audio_check import duration
 

