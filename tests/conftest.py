@@ -1,4 +1,5 @@
-"""Fixtures that run the product the way users do: a real server (gunicorn, or an ASGI one) on a free port."""
+"""Fixtures that run the product the way users do: a real server (gunicorn, or an ASGI one) on a free port;
+a voice store that downloads from a fake hub."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import hypothesis
 import pytest
-from hypothesis import settings
 
+from bench.support.fake_hub import FakeHub
 from bench.support.server import STREAMING_SERVERS, Server, start_server, stop_server
 from tests.support.raw_upstream import RawUpstream
 
 # Generated tests draw the same examples on every run, so a result never depends on the draw; `make fuzz`
 # (HYPOTHESIS_PROFILE=explore) draws new ones on each run, to look for what the fixed draw misses.
-settings.register_profile("ci", derandomize=True, database=None)
-settings.register_profile("explore", derandomize=False, database=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+hypothesis.settings.register_profile("explore", derandomize=False, database=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 # What `make check` leaves out besides the browsers and the topology: tests that start another process (a
@@ -88,3 +91,12 @@ def raw_upstream() -> Iterator[RawUpstream]:
     upstream = RawUpstream()
     yield upstream
     upstream.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Path:
+    """An empty voice store that downloads from the test module's ``hub`` fixture. No rate limit, and no
+    audio cache: a removed voice must not be replayed from it."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    settings.SPEECH = {"VOICES_DIR": str(tmp_path / "voices"), "RATE_LIMIT": None, "CACHE_AUDIO": False}
+    return tmp_path / "voices"

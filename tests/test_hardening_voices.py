@@ -47,13 +47,6 @@ def hub() -> Iterator[FakeHub]:
 
 
 @pytest.fixture
-def store(tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Path:
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    settings.SPEECH = {"VOICES_DIR": str(tmp_path / "voices"), "RATE_LIMIT": None, "CACHE_AUDIO": False}
-    return tmp_path / "voices"
-
-
-@pytest.fixture
 def victim(tmp_path: Path) -> Path:
     """A folder beside the store, where ``store/.downloads/../../victim`` lands."""
     folder = tmp_path / "victim"

