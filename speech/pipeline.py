@@ -129,8 +129,9 @@ def next_piece(
 
 
 def _phoneme_fit(piece: str, budget: int, most: int, phonemes: Phonemes) -> int:
-    """How many leading characters of ``piece`` speak at most ``budget`` phonemes: cut at the space
-    nearest the share that fits, or after the first word; a single word may take up to ``most``."""
+    """How many leading characters of ``piece`` speak at most ``budget`` phonemes: cut at the last clause
+    end or space within the share that fits, or after the first word; a single word may take up to
+    ``most``."""
     end, spoken = len(piece), phonemes(piece)
     while spoken > budget:
         first_space = piece.find(" ", 0, end)
@@ -138,9 +139,12 @@ def _phoneme_fit(piece: str, budget: int, most: int, phonemes: Phonemes) -> int:
             if spoken <= most:
                 break
             cut = end * most // spoken
-        else:
-            space = piece.rfind(" ", 0, end * budget // spoken + 1)
-            cut = space if space > 0 else first_space
+        else:  # as speech.text cuts a long sentence: at a clause end past a third of the share, else a space
+            share = end * budget // spoken
+            window = piece[: share + 1]
+            clauses = [m.end() for m in text._CLAUSE_END.finditer(window) if m.end() > share // 3]
+            space = window.rfind(" ")
+            cut = clauses[-1] if clauses else space if space > 0 else first_space
         if not 0 < cut < end:
             break
         end = cut

@@ -89,6 +89,9 @@ def test_a_phoneme_counter_cuts_between_words_and_inside_only_a_giant_word() -> 
     assert count(piece) <= (pipeline.FIRST_PIECE_WORDS + 2) * pipeline.PHONEMES_PER_WORD
     assert piece == "aa bb", piece
     assert pending[0].startswith("cc dd")
+    lead = deque(["aa bb cc, dd ee ff gg hh"])  # a budget of 144 phonemes: 14 characters
+    assert pipeline.next_piece(lead, 2.0, text.head, count) == "aa bb cc,"  # a clause end, not "aa bb cc, dd"
+    assert lead[0] == "dd ee ff gg hh"
     giant = deque(["x" * 100 + " tail"])
     first = pipeline.next_piece(giant, 10.0, lambda sentence, words: (sentence, ""), count)
     assert 0 < count(first) <= pipeline.MAX_PIECE_PHONEMES
