@@ -35,7 +35,7 @@ install-dev: $(DEV_STAMP)
 run: install .secret-key
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput -v 0 && \
-	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
+	exec $(PY) -m gunicorn -c gunicorn.conf.py
 
 # Debian's browsers and tools for the end-to-end tests (never a downloaded browser), and its redis-server,
 # nginx and PostgreSQL (the tests start their own on free ports: shared cache and limits; the production
