@@ -50,14 +50,21 @@ def _asgi_socket(request: HttpRequest) -> socket.socket | None:
     caller closes it."""
     scope = getattr(request, "scope", None)
     ends = (scope.get("server"), scope.get("client")) if isinstance(scope, dict) else (None, None)
-    if None in ends or not os.path.isdir("/proc/self/fd"):
+    if not all(isinstance(end, list | tuple) and len(end) == 2 and isinstance(end[1], int) for end in ends):
+        return None  # a Unix socket (no port), or no addresses at all
+    if not os.path.isdir("/proc/self/fd"):
         return None
-    wanted = [(str(end[0]), int(end[1])) for end in ends if end is not None]
+    wanted = [(str(end[0]), end[1]) for end in ends if end is not None]
     for name in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError, ValueError):
             if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
                 continue
-            sock = socket.socket(fileno=os.dup(int(name)))
+            duplicate = os.dup(int(name))
+            try:
+                sock = socket.socket(fileno=duplicate)
+            except OSError:
+                os.close(duplicate)
+                continue
             try:
                 if [tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2])] == wanted:
                     return sock

@@ -87,3 +87,20 @@ def test_connections_are_capped_per_address_whatever_the_key(make_server: Callab
     finally:
         for response in opened:
             response.close()
+
+
+def test_under_asgi_the_connections_send_buffer_is_found_and_kept_small() -> None:
+    """An ASGI server hands the app no socket: limit_stalls finds it by the scope's two addresses."""
+    from types import SimpleNamespace
+
+    from speech import hangup
+
+    with socket.create_server(("127.0.0.1", 0)) as listening, socket.create_connection(listening.getsockname()) as peer:
+        served, _ = listening.accept()
+        with served:
+            served.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            scope = {"server": list(served.getsockname()), "client": list(peer.getsockname())}
+            hangup.limit_stalls(SimpleNamespace(META={}, scope=scope))  # type: ignore[arg-type]
+            assert served.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) <= 2 * hangup.STALL_SEND_BUFFER
+            unix = SimpleNamespace(META={}, scope={"server": ["/run/speech.sock", None], "client": None})
+            assert hangup._asgi_socket(unix) is None  # type: ignore[arg-type]
