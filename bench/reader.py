@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.browser import percentile
 from bench.support.browsers import ENGINES, BrowserPage, launch, wait_for
+from bench.support.procstat import wait_idle, worker_pid
 
 WORDS = 10_000
 LISTEN = 8.0  # seconds of speech sampled for the lag, per run
@@ -118,16 +119,17 @@ def run_once(page: BrowserPage, url: str, dwell: float = 0.0) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def site(url: str | None, cache: bool = True) -> Iterator[str]:
+def site(url: str | None, cache: bool = True) -> Iterator[tuple[str, int | None]]:
+    """The site's URL, and its worker's pid when started here (to wait for it to go idle between runs)."""
     if url:
-        yield url
+        yield url, None
         return
     from bench.support.server import start_server, stop_server
 
     env = {"DJANGO_SETTINGS_MODULE": "ttsproject.settings", "SPEECH_CACHE_AUDIO": "1" if cache else "0"}
     server = start_server(Path(tempfile.mkdtemp(prefix="bench-reader-")), env)
     try:
-        yield server.url
+        yield server.url, worker_pid(server.process.pid)
     finally:
         stop_server(server)
 
@@ -146,7 +148,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with site(None if args.serve else args.url or "http://127.0.0.1:8000", cache=not args.cold) as url:
+    with site(None if args.serve else args.url or "http://127.0.0.1:8000", cache=not args.cold) as (url, worker):
         print(f"{args.runs} runs per engine (after one warm-up) against {url}/read/ made {WORDS:,} words long")
         print(f"audio cache {'off' if args.cold else 'on'}, pointer on Listen {args.dwell:.2f} s before the click")
         print(
@@ -161,6 +163,8 @@ def main() -> None:
                 lags: list[float] = []
                 paths: set[str] = set()
                 for index in range(args.runs + 1):
+                    if worker:  # what the last run left (its cancelled pieces' last model runs) is done
+                        wait_idle(worker)
                     page = browser.new_page()
                     try:
                         result = run_once(page, url, args.dwell)
@@ -173,7 +177,6 @@ def main() -> None:
                     first_bytes.append(result["first_byte_ms"])
                     lags += result["lags"]
                     paths.add(result["path"])
-                    time.sleep(0.3)
                 sound = f"{percentile(sounds, 0.5):.0f} / {percentile(sounds, 0.95):.0f}"
                 lag = f"{percentile(lags, 0.5):.0f} / {percentile(lags, 0.95):.0f}" if lags else "no highlights"
                 parts = f"{percentile(requests, 0.5):.0f} / {percentile(first_bytes, 0.5):.0f}"
