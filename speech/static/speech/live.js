@@ -64,6 +64,11 @@ export function nextCut(text, from, { limit, ended, waited }) {
   return window.length >= LONG_TAIL ? from + lastSpace(window, window.length) : -1;
 }
 
+/** Where live text cuts its first request from `from` once all of `text` is written and ended. */
+export function firstCut(text, from) {
+  return nextCut(text, from, { limit: PIECE_LIMITS[0], ended: true, waited: false });
+}
+
 function lastSpace(window, fallback) {
   const at = window.search(/\s\S*$/);
   return at > 0 ? at + 1 : fallback;

@@ -232,12 +232,12 @@ export class SpeechPlayer {
         }),
     });
     live.done = (async () => {
-      const { chosen, usable } = await this.#livePath(path);
+      const { chosen, usable, format } = await this.#livePath(path);
       try {
         if (!usable) throw new Error(`Playback path '${chosen}' cannot play live text in this browser.`);
         if (session.signal.aborted) return;
         session.path = chosen;
-        live.start(PATHS[chosen]);
+        live.start(format);
         session.chunks = (async function* () {
           yield* live.chunks();
           if (!session.signal.aborted) session.callbacks.onLastByte(bytes);

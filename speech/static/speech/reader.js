@@ -9,7 +9,7 @@
 // from the player's live text (player.live()): the text from the sentence read on, in one session;
 // going to another sentence stops it and starts another from there.
 
-import { nextCut } from "./live.js";
+import { firstCut } from "./live.js";
 import { SpeechPlayer } from "./player.js";
 import { mountControls } from "./reader-controls.js";
 import { Highlighter, SENTENCE, WORD } from "./reader-highlight.js";
@@ -214,7 +214,7 @@ export class SpeechReader {
     const page = this.page;
     if (this.state !== "idle" || !format || !page.sentences.length) return;
     const { start } = page.sentences[page.sentenceAt(this.#recall() ?? 0)];
-    const end = nextCut(page.text, start, { limit: 0, ended: true, waited: false });
+    const end = firstCut(page.text, start);
     const input = page.text.slice(start, end);
     if (!input.trim()) return;
     this.player.prime({ model: this.model, voice, speed: this.speed, input, response_format: format });
