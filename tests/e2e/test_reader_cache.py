@@ -41,8 +41,9 @@ def browser(request: pytest.FixtureRequest, playwright: Playwright) -> Iterator[
     started.close()
 
 
-def visit(browser: Browser, url: str) -> tuple[list[dict[str, Any]], list[str | None]]:
-    """The words heard (12 of them) from the top of the page, and the cache state of each answer."""
+def visit(browser: Browser, url: str) -> tuple[list[dict[str, Any]], list[str | None], str]:
+    """The words heard (12 of them) from the top of the page, the cache state of each answer, and the
+    text the reader reads."""
     page = browser.new_page()
     try:
         open_reader(page, url)
@@ -52,18 +53,24 @@ def visit(browser: Browser, url: str) -> tuple[list[dict[str, Any]], list[str | 
         page.evaluate(f"{READER}.stop()")
         assert page.console_errors() == []
         heard = [{key: word[key] for key in ("text", "offset", "end")} for word in words(page)]
-        return heard, page.evaluate("window.cacheStates")
+        return heard, page.evaluate("window.cacheStates"), page.evaluate(f"{READER}.text")
     finally:
         page.close()
 
 
 def test_a_second_visitor_hears_the_page_from_the_cache(browser: Browser, cached_site: Server) -> None:
     url = f"{cached_site.url}/read/"
-    first, first_states = visit(browser, url)
-    second, second_states = visit(browser, url)
+    first, first_states, text = visit(browser, url)
+    second, second_states, _ = visit(browser, url)
 
     assert first_states[0] in ("miss", "hit")  # another engine may have read it before
     assert second_states[0] == "hit"  # the first piece ended long before the first visitor stopped
-    common = min(len(first), len(second))
-    assert common >= 12
-    assert second[:common] == first[:common]  # the replayed words mark the same places
+    assert len(first) >= 12 and len(second) >= 12
+    # The replayed words mark the same places. The highlight follows the audio clock, so a busy page
+    # may skip a short word; the words both visitors saw are compared, and every one against the text.
+    for heard in (first, second):
+        assert [text[w["offset"] : w["end"]] for w in heard] == [w["text"] for w in heard]
+    at = {w["offset"]: w for w in first}
+    both = [w for w in second if w["offset"] in at]
+    assert len(both) >= len(second) // 2
+    assert both == [at[w["offset"]] for w in both]
