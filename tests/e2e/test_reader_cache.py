@@ -65,7 +65,8 @@ def test_a_second_visitor_hears_the_page_from_the_cache(browser: Browser, cached
 
     assert first_states[0] in ("miss", "hit")  # another engine may have read it before
     assert second_states[0] == "hit"  # the first piece ended long before the first visitor stopped
-    assert len(first) >= 12 and len(second) >= 12
+    assert len(first) >= 12
+    assert len(second) >= 12
     # The replayed words mark the same places. The highlight follows the audio clock, so a busy page
     # may skip a short word; the words both visitors saw are compared, and every one against the text.
     for heard in (first, second):
