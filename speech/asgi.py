@@ -7,7 +7,10 @@ body is ``stream(chunks, cancel)``: one worker thread per stream runs the synchr
 exists. Little waits for the event loop (one chunk, or ``HANDOVER_BYTES``): when the server cannot
 send as fast (a slow reader), the worker waits instead of piling audio up in memory, and while it waits its
 stream lends its synthesis slot to others (``StreamSlots.lend``), taking it back before it goes on,
-as a stream waiting on its client's socket does under gunicorn (``hangup.drop_stalled``).
+as a stream waiting on its client's socket does under gunicorn (``hangup.drop_stalled``). A server
+that could send nothing for ``STALL_TIMEOUT`` seconds has a listener who reads nothing: its stream is
+dropped there, with one log line, and its connection shut (``hangup.shut``), so that the server sees
+the client gone, as gunicorn's does.
 
 Hang-ups: Django's ``ASGIHandler`` listens for ``http.disconnect`` from the moment the request
 body is read and cancels the task serving the request. While the response is sent, the
@@ -23,20 +26,26 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.db import connections
+from django.http import HttpRequest
 
+from speech import hangup
 from speech.cancellation import Cancellation, close
+from speech.conf import get_config
 from speech.engines.base import SpeechStream
 from speech.errors import ClientClosed
 
 if TYPE_CHECKING:
     from speech.limits import StreamSlots
+
+logger = logging.getLogger(__name__)
 
 HANDOVER = 8  # chunks on their way to the event loop, at most
 # ... and bytes, past the first chunk: a piece's pcm is up to ~700 KB, so eight of them held ~5 MB (a
@@ -144,20 +153,28 @@ class Handover:
 
 
 async def stream(
-    chunks: Iterator[bytes], cancel: Cancellation, slots: StreamSlots | None = None
+    chunks: Iterator[bytes], cancel: Cancellation, request: HttpRequest, slots: StreamSlots | None = None
 ) -> AsyncIterator[bytes]:
     """``chunks`` served to the event loop as they are made; cancelled when the client hangs up. While
-    the loop cannot keep up (a slow reader), the stream's synthesis ``slots`` are lent to others."""
+    the loop cannot keep up (a slow reader), the stream's synthesis ``slots`` are lent to others; when
+    the server could send nothing for ``STALL_TIMEOUT`` seconds, the stream is dropped."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():  # the client left while the view ran: end at once
         cancel.cancel()
-    handover = Handover(asyncio.get_running_loop(), HANDOVER, slots)
+    loop = asyncio.get_running_loop()
+    handover = Handover(loop, HANDOVER, slots)
     work = functools.partial(contextvars.copy_context().run, _work, chunks, handover, cancel)  # logs name the request
     threading.Thread(target=work, name="speech-stream", daemon=True).start()
+    seconds: float = get_config()["STALL_TIMEOUT"]
     finished = False
     try:
         while not isinstance(item := await handover.get(), _End):
-            yield item
+            # The server sends the item before asking for the next: it waits here while it cannot.
+            stalled = loop.call_later(seconds, _drop, request, handover, cancel, task, seconds)
+            try:
+                yield item
+            finally:
+                stalled.cancel()
         if item.error is not None:
             raise item.error
         finished = True
@@ -165,6 +182,18 @@ async def stream(
         if not finished:  # the client hung up, or the server stopped sending: stop the work now
             cancel.cancel()
         handover.close()
+
+
+def _drop(
+    request: HttpRequest, handover: Handover, cancel: Cancellation, task: asyncio.Task[Any] | None, seconds: float
+) -> None:
+    """The listener read nothing for ``seconds``: stop the work, and shut the connection (its server
+    then ends the response as a hang-up); without a socket to shut (a Unix socket), end the response."""
+    logger.warning("listener read nothing for %g s: stream dropped", seconds)
+    cancel.cancel()
+    handover.close()
+    if not hangup.shut(request) and task is not None:
+        task.cancel()
 
 
 def _work(chunks: Iterator[bytes], handover: Handover, cancel: Cancellation) -> None:

@@ -4,7 +4,8 @@ Under gunicorn one thread per process polls the client sockets of open streams. 
 is no socket to poll: Django cancels the response's task on ``http.disconnect`` (see ``asgi.py``).
 
 A listener that stops reading is dropped ``STALL_TIMEOUT`` seconds after the socket stopped taking
-data (``drop_stalled``), with one log line. The socket's send buffer is kept small
+data (``drop_stalled``), with one log line; under ASGI after the server stopped taking it
+(``asgi.stream``), its connection shut here (``shut``). The socket's send buffer is kept small
 (``limit_stalls``): the kernel's own would grow to megabytes and hide a stall for minutes.
 """
 
@@ -72,6 +73,17 @@ def _asgi_socket(request: HttpRequest) -> socket.socket | None:
                 pass
             sock.close()
     return None
+
+
+def shut(request: HttpRequest) -> bool:
+    """Shut the connection of ``request`` under an ASGI server, which then sees its client gone; False
+    where its socket cannot be found."""
+    sock = _asgi_socket(request)
+    if sock is None:
+        return False
+    with sock, contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
 
 
 def limit_stalls(request: HttpRequest) -> None:

@@ -68,7 +68,7 @@ def render(
         if not stream.sse:
             chunks = sse_events(chunks, stream.words, lambda: speech.input)
     asynchronous = isinstance(request, ASGIRequest)
-    body = asgi.stream(chunks, cancel, slots) if asynchronous else _watched(chunks, request, cancel, slots)
+    body = asgi.stream(chunks, cancel, request, slots) if asynchronous else _watched(chunks, request, cancel, slots)
     response = StreamingHttpResponse(body, content_type=content_type, status=stream.status)
     for name, value in stream.headers.items():
         response[name] = value

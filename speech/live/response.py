@@ -104,7 +104,7 @@ class SpeechResponse(StreamingHttpResponse):
         if speech.stream_format == "sse":
             chunks, content_type = sse_events(chunks, stream.words, lambda: reader.text), "text/event-stream"
         if isinstance(request, ASGIRequest):
-            super().__init__(self._async_body(chunks), content_type=content_type)
+            super().__init__(self._async_body(chunks, request), content_type=content_type)
         else:
             super().__init__(self._body(chunks, request), content_type=content_type)
         for name, value in stream.headers.items():
@@ -127,13 +127,14 @@ class SpeechResponse(StreamingHttpResponse):
         with watcher.watch(request, self._cancel):
             yield from drop_stalled(chunks, request, self._cancel, slots)
 
-    async def _async_body(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-        """Under ASGI: the work runs in a thread (``asgi.stream``); an async source is read on this loop."""
+    async def _async_body(self, chunks: Iterator[bytes], request: HttpRequest) -> AsyncIterator[bytes]:
+        """Under ASGI: the work runs in a thread (``asgi.stream``); an async source is read on this loop.
+        A listener who stops reading is dropped there too."""
         self._started = True
         reading = self._source.start_on_loop(self._cancel)
         try:
             slots = self._track.release if self._track is not None else None
-            async for chunk in asgi.stream(chunks, self._cancel, slots):
+            async for chunk in asgi.stream(chunks, self._cancel, request, slots):
                 yield chunk
         finally:
             if reading is not None and not reading.done():
