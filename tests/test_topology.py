@@ -64,13 +64,14 @@ class Topology:
     access_log: Path
 
 
-def site_config(servers: list[Server], port: int, access_log: Path) -> str:
-    """deploy/nginx.conf with the test's servers, port and access log in place of the example ones."""
-    upstreams = "".join(f"    server {address(server)};\n" for server in servers)
-    site, replaced = re.subn(r"(    server 127\.0\.0\.1:800\d;\n)+", upstreams, SITE.read_text())
+def site_config(upstreams: list[str], port: int, logs: Path) -> str:
+    """deploy/nginx.conf with the test's servers, port and log folder in place of the example ones."""
+    lines = "".join(f"    server {upstream};\n" for upstream in upstreams)
+    site, replaced = re.subn(r"(    server 127\.0\.0\.1:800\d;\n)+", lines, SITE.read_text())
     assert replaced == 1
-    assert "/var/log/nginx/speech.access.log" in site
-    site = site.replace("/var/log/nginx/speech.access.log", str(access_log))
+    for name in ("speech.access.log", "speech.error.log"):
+        assert f"/var/log/nginx/{name}" in site
+        site = site.replace(f"/var/log/nginx/{name}", str(logs / name))
     return site.replace("listen 80;", f"listen 127.0.0.1:{port};")
 
 
@@ -98,9 +99,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         try:
             servers.append(start_server(tmp, env, kind=SECOND_SERVER))
             port = free_port()
-            access_log = tmp / "nginx" / "speech.access.log"
-            with nginx(tmp / "nginx", site_config(servers, port, access_log), WHICH):
-                yield Topology(f"http://127.0.0.1:{port}", servers, database_url, access_log)
+            site = site_config([address(server) for server in servers], port, tmp / "nginx")
+            with nginx(tmp / "nginx", site, WHICH):
+                yield Topology(f"http://127.0.0.1:{port}", servers, database_url, tmp / "nginx" / "speech.access.log")
         finally:
             for server in servers:
                 stop_server(server)
@@ -244,6 +245,25 @@ def test_nginx_logs_the_stream_url_without_its_page_token_or_text(topology: Topo
         assert leaked not in log, leaked
 
 
+def test_nginx_logs_no_error_with_the_stream_urls_token_or_text(tmp_path: Path) -> None:
+    """nginx's error log writes a failing request's line whole, query and all. With no server up, the
+    GET stream URL fails and is logged nowhere with its token or text, while a failing POST still is."""
+    port = free_port()
+    with nginx(tmp_path, site_config([f"127.0.0.1:{free_port()}"], port, tmp_path)):  # nothing listens there
+        url = f"http://127.0.0.1:{port}"
+        params = {"model": "piper", "input": "Private words", "voice": "alloy", "token": "page-token-xyz"}
+        assert requests.get(f"{url}/speech/stream", params=params, timeout=10).status_code == 502
+        assert requests.post(f"{url}/v1/audio/speech", json=params, timeout=10).status_code == 502
+        deadline = time.monotonic() + 5
+        while "POST /v1/audio/speech" not in (logs := (tmp_path / "error.log").read_text()):
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.05)
+    written = "".join(log.read_text() for log in tmp_path.glob("*.log"))
+    assert "GET /speech/stream" in written  # the access log
+    for leaked in ("page-token-xyz", "Private", "input="):
+        assert leaked not in written, leaked
+
+
 def test_a_cache_entry_made_through_one_server_replays_through_the_other(topology: Topology) -> None:
     text = "Cached by one server behind nginx, replayed by the other."
     with speak(topology.url, "127.0.0.50", text) as made:
@@ -314,7 +334,7 @@ def test_behind_a_proxy_it_does_not_trust_every_client_is_one(topology: Topology
     """An nginx connecting from 127.0.0.5, which SPEECH_TRUSTED_PROXIES does not list (as none is when it is
     unset): its X-Forwarded-For changes nothing, so every client behind it is that nginx."""
     port = free_port()
-    site = site_config(topology.servers, port, tmp_path / "nginx" / "speech.access.log")
+    site = site_config([address(server) for server in topology.servers], port, tmp_path / "nginx")
     with nginx(tmp_path / "nginx", site, f"{WHICH} proxy_bind 127.0.0.5;"):
         url = f"http://127.0.0.1:{port}"
         held = [speak(url, f"127.0.0.{90 + number}") for number in range(DEFAULTS["MAX_STREAMS_PER_CLIENT"])]
