@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
-from speech import limits
+from speech import limits, scheduler
 from speech.cancellation import Cancellation, close
 from speech.clients import Client
 from speech.conf import get_config
@@ -45,6 +45,8 @@ class Track:
         except SpeechError as error:
             self.finish(error.status)
             raise
+        # Its synthesis shares the cores as its address's: many streams from one address wait for each other.
+        scheduler.serve_as(self.client.address or self.client.id)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
