@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from bench.support.server import Server
-from ttsproject.database import parse
+from ttsproject.database import SQLITE_OPTIONS, parse
 
 
 def test_postgres_url() -> None:
@@ -32,6 +32,7 @@ def test_sqlite_url_and_unknown_scheme() -> None:
     assert parse("sqlite:////var/lib/speech/db.sqlite3") == {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": "/var/lib/speech/db.sqlite3",
+        "OPTIONS": SQLITE_OPTIONS,
     }
     with pytest.raises(ValueError, match="mysql"):
         parse("mysql://localhost/speech")
@@ -50,3 +51,20 @@ def test_the_server_uses_database_url(make_server: Callable[..., Server], tmp_pa
             break
         time.sleep(0.1)
     assert count == 1
+
+
+def test_a_reader_does_not_hold_up_the_sites_writes(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    """Issue 31's flood: the site's SQLite wrote a session and a usage record per request from many threads
+    at once, and in its default journal any open read held every commit up: writes waited out the busy
+    timeout and failed "database is locked" (hundreds of usage records lost, 500s on the page). In WAL a
+    reader holds nobody up."""
+    server = make_server()
+    reader = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM django_session").fetchall()  # a read transaction, left open
+        page = requests.get(f"{server.url}/", timeout=60)  # a new visitor: its session is written
+        assert page.status_code == 200, server.log_text()[-2000:]
+    finally:
+        reader.close()
+    assert "database is locked" not in server.log_text()

@@ -12,6 +12,18 @@ ENGINES = {
     "sqlite": "django.db.backends.sqlite3",
 }
 
+# Every stream (and every refusal) writes a usage record, from many threads at once: in WAL a commit
+# is cheap and readers never hold it up, and IMMEDIATE takes the write lock up front, so a writer waits
+# its turn instead of failing "database is locked" (a flood made hundreds, and 500s on the page).
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+}
+
+
+def sqlite(path: str) -> dict[str, Any]:
+    return {"ENGINE": ENGINES["sqlite"], "NAME": path, "OPTIONS": dict(SQLITE_OPTIONS)}
+
 
 def parse(url: str) -> dict[str, Any]:
     """``postgres://user:pass@host:5432/name?sslmode=require`` or ``sqlite:////absolute/path.db``."""
@@ -19,7 +31,7 @@ def parse(url: str) -> dict[str, Any]:
     if parts.scheme not in ENGINES:
         raise ValueError(f"DATABASE_URL scheme '{parts.scheme}' is not supported; use one of {', '.join(ENGINES)}.")
     if parts.scheme == "sqlite":
-        return {"ENGINE": ENGINES["sqlite"], "NAME": unquote(parts.path[1:]) or ":memory:"}
+        return sqlite(unquote(parts.path[1:]) or ":memory:")
     return {
         "ENGINE": ENGINES[parts.scheme],
         "NAME": unquote(parts.path.lstrip("/")),

@@ -103,10 +103,7 @@ TEMPLATES = [
 DATABASES = {
     "default": database.parse(os.environ["DATABASE_URL"])
     if os.environ.get("DATABASE_URL")
-    else {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-    }
+    else database.sqlite(os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")))
 }
 
 # Rate limits, stream caps and the audio cache live here: Redis to share them between servers.
