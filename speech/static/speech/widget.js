@@ -2,12 +2,16 @@
 // Every such root on the page is mounted on load: `root.speechPlayer` is its SpeechPlayer, and
 // `root.speechWidget.destroy()` unmounts it (stops playing, removes its listeners and what it added
 // to the page, frees its object URL and AudioContext).
+//
+// `mount` wires small parts, each owning a piece of the markup: the download link, the progress
+// bars, the transcript, the status line.
 
 import { SpeechPlayer, supportedPaths } from "./player.js";
 import { fillVoices, followVoice, sampleText } from "./voices.js";
 
 // A slow speaking rate: the expected length is rather too long than too short (see the progress bars).
 const CHARACTERS_PER_SECOND = 12;
+const FIGURES = [".sp-ttfb", ".sp-ttfs", ".sp-time", ".sp-path-used"];
 
 for (const root of document.querySelectorAll("[data-speech-player]")) mount(root);
 
@@ -15,51 +19,32 @@ function mount(root) {
   const config = JSON.parse(root.querySelector("#speech-player-config").textContent);
   const $ = (selector) => root.querySelector(selector);
   $(".sp-load-error").hidden = true; // the code did load: the page's warning that it did not never shows
-  const text = $(".sp-text");
-  const voice = $(".sp-voice");
-  const speed = $(".sp-speed");
-  const path = $(".sp-path");
-  const speak = $(".sp-speak");
-  const stop = $(".sp-stop");
-  const download = $(".sp-download");
-  const status = $(".sp-status");
-  const transcript = $(".sp-transcript");
+  const [text, voice, speed, path] = [".sp-text", ".sp-voice", ".sp-speed", ".sp-path"].map($);
+  const show = (selector, value) => {
+    $(selector).textContent = value;
+  };
   const player = new SpeechPlayer({ ...config, audio: $(".sp-audio") });
   const unmount = new AbortController(); // removes every listener added here
   const signal = unmount.signal;
   const markup = { voices: [...voice.children], paths: [...path.options].map((option) => option.cloneNode(true)) };
   if (config.path) path.value = config.path;
 
-  let voices = new Map();
-  let downloadUrl = null;
-  const setDownload = (file) => {
-    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
-    downloadUrl = file ? URL.createObjectURL(file) : null;
-    if (file) {
-      download.href = downloadUrl;
-      download.download = file.name;
-    } else {
-      download.removeAttribute("href");
-    }
-    download.setAttribute("aria-disabled", String(!file));
-  };
+  const download = downloadLink($(".sp-download"));
+  const bars = progressBars($, show);
+  const transcript = wordTranscript($(".sp-transcript"), player, signal);
+  const say = statusLine($(".sp-status"));
   const busy = (on) => {
-    stop.disabled = !on;
+    $(".sp-stop").disabled = !on;
     root.classList.toggle("is-playing", on);
   };
-  const show = (selector, value) => {
-    $(selector).textContent = value;
-  };
-  const say = (message, isError = false) => {
-    status.textContent = message;
-    status.classList.toggle("is-error", isError);
+  const finish = (message, isError = false) => {
+    busy(false);
+    say(message, isError);
+    download.offer(player.download());
   };
 
-  supportedPaths().then((paths) => {
-    if (signal.aborted) return;
-    for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
-    path.options[0].textContent = `Automatic (${paths[0]})`; // what this browser chose
-  });
+  offerPaths(path, signal);
+  let voices = new Map();
   player
     .voices({ signal })
     .then((data) => {
@@ -79,42 +64,122 @@ function mount(root) {
     show(".sp-path-used", used);
     say("Playing…");
   });
-  // The bars measure against the expected length (from the text) until the last byte gives the real one,
-  // so a growing buffer does not pull the played bar back; the scale only ever shrinks to the truth.
-  let bars = { expected: 0, complete: false, played: 0 };
-  const drawBars = ({ played, buffered }) => {
-    const scale = Math.max(bars.complete ? buffered : Math.max(buffered, bars.expected), played, 0.001);
-    bars.played = Math.max(bars.played, Math.min(1, played / scale)); // never backwards within one play
-    $(".sp-buffered").style.width = `${Math.min(100, (buffered / scale) * 100)}%`;
-    $(".sp-played").style.width = `${bars.played * 100}%`;
-    show(".sp-time", `${played.toFixed(1)} s / ${buffered.toFixed(1)} s`);
+  player.on("progress", bars.draw);
+  player.on("lastbyte", bars.complete);
+  player.on("ended", ({ duration }) => finish(`Done: ${duration.toFixed(1)} s of speech.`));
+  player.on("error", ({ message }) => finish(message, true));
+
+  const start = (input = text.value) => {
+    if (!input.trim()) {
+      say("Type something to speak first.", true);
+      text.focus();
+      return;
+    }
+    for (const selector of FIGURES) show(selector, "—");
+    download.offer(null);
+    bars.reset(text.value.length / CHARACTERS_PER_SECOND / Number(speed.value));
+    busy(true);
+    transcript.show(text.value);
+    say("Starting…");
+    // A voice of a second local engine (Kokoro) is spoken by its own model; every other by piper, as before.
+    const model = voices.get(voice.value)?.engine === "kokoro" ? "kokoro" : "piper";
+    player.speak({ input, voice: voice.value, speed: Number(speed.value), model, path: path.value || null });
   };
-  player.on("progress", drawBars);
-  player.on("lastbyte", () => {
-    bars.complete = true;
+  const halt = () => {
+    player.stop();
+    finish("Stopped.");
+  };
+  $(".sp-speak").addEventListener("click", () => start(), { signal });
+  $(".sp-sample").addEventListener("click", () => start(sampleText(voices.get(voice.value))), { signal });
+  $(".sp-stop").addEventListener("click", halt, { signal });
+  text.addEventListener("keydown", (event) => shortcut(event, start, halt), { signal });
+
+  const destroy = () => {
+    unmount.abort();
+    player.destroy(); // stops playing, drops its listeners, closes its AudioContext
+    download.offer(null);
+    busy(false);
+    say("");
+    transcript.clear();
+    voice.replaceChildren(...markup.voices);
+    path.replaceChildren(...markup.paths);
+    delete root.speechPlayer;
+    delete root.speechWidget;
+  };
+  root.speechPlayer = player;
+  root.speechWidget = { player, destroy };
+}
+
+// Ctrl/Cmd+Enter speaks, Escape stops.
+function shortcut(event, start, halt) {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    start();
+  } else if (event.key === "Escape") {
+    halt();
+  }
+}
+
+// The paths this browser cannot play are disabled; "Automatic" names the one it would choose.
+function offerPaths(path, signal) {
+  supportedPaths().then((paths) => {
+    if (signal.aborted) return;
+    for (const option of path.options) option.disabled = option.value !== "" && !paths.includes(option.value);
+    path.options[0].textContent = `Automatic (${paths[0]})`;
   });
-  // The typed text, one span per word: the word heard now is marked; clicking one goes there.
+}
+
+function statusLine(status) {
+  return (message, isError = false) => {
+    status.textContent = message;
+    status.classList.toggle("is-error", isError);
+  };
+}
+
+// The link to the audio heard so far, as a file; its object URL is freed when replaced.
+function downloadLink(anchor) {
+  let url = null;
+  return {
+    offer(file) {
+      if (url) URL.revokeObjectURL(url);
+      url = file ? URL.createObjectURL(file) : null;
+      if (file) {
+        anchor.href = url;
+        anchor.download = file.name;
+      } else {
+        anchor.removeAttribute("href");
+      }
+      anchor.setAttribute("aria-disabled", String(!file));
+    },
+  };
+}
+
+// The bars measure against the expected length (from the text) until the last byte gives the real one,
+// so a growing buffer does not pull the played bar back; the scale only ever shrinks to the truth.
+function progressBars($, show) {
+  let bars = { expected: 0, complete: false, played: 0 };
+  return {
+    reset(expected) {
+      bars = { expected, complete: false, played: 0 };
+      for (const selector of [".sp-buffered", ".sp-played"]) $(selector).style.width = "0%";
+    },
+    complete() {
+      bars.complete = true;
+    },
+    draw({ played, buffered }) {
+      const scale = Math.max(bars.complete ? buffered : Math.max(buffered, bars.expected), played, 0.001);
+      bars.played = Math.max(bars.played, Math.min(1, played / scale)); // never backwards within one play
+      $(".sp-buffered").style.width = `${Math.min(100, (buffered / scale) * 100)}%`;
+      $(".sp-played").style.width = `${bars.played * 100}%`;
+      show(".sp-time", `${played.toFixed(1)} s / ${buffered.toFixed(1)} s`);
+    },
+  };
+}
+
+// The typed text, one span per word: the word heard now is marked; clicking one goes there.
+function wordTranscript(transcript, player, signal) {
   let spans = [];
   let current = null;
-  const showTranscript = (value) => {
-    spans = [];
-    current = null;
-    const parts = [];
-    for (const match of value.matchAll(/\S+|\s+/g)) {
-      if (/^\s/.test(match[0])) {
-        parts.push(match[0]);
-        continue;
-      }
-      const span = document.createElement("span");
-      span.className = "sp-word";
-      span.textContent = match[0];
-      span.dataset.start = match.index;
-      spans.push({ span, start: match.index, end: match.index + match[0].length });
-      parts.push(span);
-    }
-    transcript.replaceChildren(...parts);
-    transcript.hidden = false;
-  };
   transcript.addEventListener(
     "click",
     (event) => {
@@ -131,70 +196,29 @@ function mount(root) {
     current?.classList.add("is-current");
     current?.scrollIntoView({ block: "nearest" });
   });
-
-  player.on("ended", ({ duration }) => {
-    busy(false);
-    say(`Done: ${duration.toFixed(1)} s of speech.`);
-    setDownload(player.download());
-  });
-  player.on("error", ({ message }) => {
-    busy(false);
-    say(message, true);
-    setDownload(player.download());
-  });
-
-  const start = (input = text.value) => {
-    if (!input.trim()) {
-      say("Type something to speak first.", true);
-      text.focus();
-      return;
-    }
-    for (const selector of [".sp-ttfb", ".sp-ttfs", ".sp-time", ".sp-path-used"]) show(selector, "—");
-    setDownload(null);
-    bars = { expected: text.value.length / CHARACTERS_PER_SECOND / Number(speed.value), complete: false, played: 0 };
-    for (const selector of [".sp-buffered", ".sp-played"]) $(selector).style.width = "0%";
-    busy(true);
-    showTranscript(text.value);
-    say("Starting…");
-    // A voice of a second local engine (Kokoro) is spoken by its own model; every other by piper, as before.
-    const model = voices.get(voice.value)?.engine === "kokoro" ? "kokoro" : "piper";
-    player.speak({ input, voice: voice.value, speed: Number(speed.value), model, path: path.value || null });
-  };
-  const halt = () => {
-    player.stop();
-    busy(false);
-    say("Stopped.");
-    setDownload(player.download());
-  };
-  speak.addEventListener("click", () => start(), { signal });
-  $(".sp-sample").addEventListener("click", () => start(sampleText(voices.get(voice.value))), { signal });
-  stop.addEventListener("click", halt, { signal });
-  text.addEventListener(
-    "keydown",
-    (event) => {
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-        event.preventDefault();
-        start();
-      } else if (event.key === "Escape") {
-        halt();
+  return {
+    show(value) {
+      spans = [];
+      current = null;
+      const parts = [];
+      for (const match of value.matchAll(/\S+|\s+/g)) {
+        if (/^\s/.test(match[0])) {
+          parts.push(match[0]);
+          continue;
+        }
+        const span = document.createElement("span");
+        span.className = "sp-word";
+        span.textContent = match[0];
+        span.dataset.start = match.index;
+        spans.push({ span, start: match.index, end: match.index + match[0].length });
+        parts.push(span);
       }
+      transcript.replaceChildren(...parts);
+      transcript.hidden = false;
     },
-    { signal },
-  );
-
-  const destroy = () => {
-    unmount.abort();
-    player.destroy(); // stops playing, drops its listeners, closes its AudioContext
-    setDownload(null);
-    busy(false);
-    say("");
-    transcript.replaceChildren();
-    transcript.hidden = true;
-    voice.replaceChildren(...markup.voices);
-    path.replaceChildren(...markup.paths);
-    delete root.speechPlayer;
-    delete root.speechWidget;
+    clear() {
+      transcript.replaceChildren();
+      transcript.hidden = true;
+    },
   };
-  root.speechPlayer = player;
-  root.speechWidget = { player, destroy };
 }
