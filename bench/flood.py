@@ -133,7 +133,8 @@ def speech_loop(url: str, index: int, until: float, tally: Tally) -> None:
                 )
                 status, head, rest = _read_head_before(sock, until)
                 if status != 200:
-                    tally.add(f"speech {status} {_error_code(sock, head, rest)}" if status else "speech: no answer")
+                    code = _error_code(sock, head, rest) if status else ""
+                    tally.add(f"speech {status} {code}" if status else "speech: no answer (closed, or the flood ended)")
                     time.sleep(0.1)
                     continue
                 if mode == "unread":  # nothing read for 40 s (past STALL_TIMEOUT), then what is left, at once
