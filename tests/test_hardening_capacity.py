@@ -3,7 +3,6 @@ synthesis slot until the listener catches up; connections have their own cap, al
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Callable
@@ -12,22 +11,13 @@ import pytest
 import requests
 
 from bench.support.server import Server, client_at
+from tests.support import raw_http
 
 TEXT = "This sentence goes on for a while, and its listener reads it very slowly indeed. " * 30
 
 
 def slow_listener(server: Server) -> socket.socket:
-    """A stream whose listener reads its answer's head and then nothing (a small receive buffer: the
-    server's socket is soon full)."""
-    host, port = server.url.removeprefix("http://").split(":")
-    body = json.dumps({"model": "piper", "voice": "alloy", "input": TEXT, "response_format": "pcm"}).encode()
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.connect((host, int(port)))
-    head = "POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    listener.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    assert listener.recv(1024).startswith(b"HTTP/1.1 200 OK")
-    return listener
+    return raw_http.slow_listener(server, TEXT)
 
 
 @pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])

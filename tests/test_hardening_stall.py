@@ -3,8 +3,6 @@ gunicorn and under an ASGI server alike; its synthesis stops and its slots are g
 
 from __future__ import annotations
 
-import json
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.support.server import Server
+from tests.support import raw_http
 
 STALL_TIMEOUT = 3.0
 TEXT = "This sentence goes on for a while, and nobody is listening to it at all. " * 40
@@ -24,15 +23,7 @@ def test_an_unread_stream_is_dropped_at_the_stall_timeout_with_one_log_line(
 ) -> None:
     # One connection in all: while the unread stream holds it, nobody else is served.
     server = make_server(kind, SPEECH_STALL_TIMEOUT=str(STALL_TIMEOUT), SPEECH_MAX_CONNECTIONS="1")
-    host, port = server.url.removeprefix("http://").split(":")
-    body = json.dumps({"model": "piper", "voice": "alloy", "input": TEXT, "response_format": "pcm"}).encode()
-    listener = socket.socket()
-    # The listener's own kernel buffer is the one slack the server cannot shrink: keep it small.
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.connect((host, int(port)))
-    head = "POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    listener.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    assert listener.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    listener = raw_http.slow_listener(server, TEXT)
     started = time.monotonic()
     logged = len(server.log_text())
     try:

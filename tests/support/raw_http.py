@@ -25,3 +25,16 @@ def send_chunked(sock: socket.socket, body: bytes, pause: float = 0.0) -> None:
         sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         time.sleep(pause)
     sock.sendall(b"0\r\n\r\n")
+
+
+def slow_listener(site: Server, text: str) -> socket.socket:
+    """A stream of ``text`` whose listener reads its answer's head and then nothing; its own kernel
+    buffer, the one slack the server cannot shrink, is kept small, so the server's socket is soon full."""
+    url = urlsplit(site.url)
+    body = json.dumps({"model": "piper", "voice": "alloy", "input": text, "response_format": "pcm"}).encode()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.connect((str(url.hostname), int(url.port or 80)))
+    listener.sendall(HEAD + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    assert listener.recv(1024).startswith(b"HTTP/1.1 200 OK")
+    return listener
