@@ -82,9 +82,10 @@ lint-js: $(ESLINT_STAMP)
 test:
 	@$(MAKE) --no-print-directory -j2 install-dev system
 	@$(MAKE) --no-print-directory npm $(ESLINT_STAMP)
-	@$(MAKE) --no-print-directory -j3 --output-sync=target static-checks tests-apart tests-browsers
+	@$(MAKE) --no-print-directory -j3 --output-sync=target static-checks docs-build tests-apart tests-browsers
 
-static-checks: $(ESLINT_STAMP) docs-build
+# Lint and types: the start of `make check` and a part of `make test`.
+static-checks: install-dev $(ESLINT_STAMP)
 	node_modules/.bin/eslint .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -98,11 +99,7 @@ tests-browsers:
 	$(VENV)/bin/pytest -m e2e -n 2 --dist loadfile --durations=15
 
 # The fast loop: lint, types and the tests that start no other process (no server, browser, nginx, venv).
-check: install-dev $(ESLINT_STAMP)
-	node_modules/.bin/eslint .
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+check: static-checks
 	$(VENV)/bin/pytest -m "not e2e and not topology and not server" -n 2 -q
 
 # A long exploratory run of the generated tests: new examples each run, ten times as many for the API.
