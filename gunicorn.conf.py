@@ -1,9 +1,9 @@
 """Gunicorn for streaming: one process (one synthesis scheduler per process), many threads."""
 
 import os
-import signal
-import threading
 from typing import Any
+
+from speech.recycling import child_exit  # noqa: F401 (gunicorn's hook: a worker's hand-over, below)
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "ttsproject.wsgi:application"
@@ -16,8 +16,12 @@ worker_class = "speech.workers.RequestDeadlineWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 # gthread's timeout is the worker heartbeat, not a per-request limit: long streams are safe.
 timeout = 60
-# Streams in flight get this long to finish on restart; then they end where they are (see below).
-graceful_timeout = 10
+# Streams in flight get this long to finish on restart; then they end where they are (speech/workers.py).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
+# Replace the worker after this many requests (plus up to the jitter), as a bound on its memory: the
+# new worker takes over once warm and the old one finishes its streams first (speech/recycling.py).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
 keepalive = 5
 accesslog = "-"
 # The path without its query: the <audio> fallback's GET /speech/stream?input=...&token=... carries the
@@ -32,25 +36,3 @@ def post_worker_init(worker: Any) -> None:
     from speech.warmup import warm_up
 
     warm_up()
-    _end_streams_before_graceful_timeout(worker)
-
-
-def _end_streams_before_graceful_timeout(worker: Any) -> None:
-    """On restart or stop, streams still open a second before ``graceful_timeout`` end cleanly.
-
-    Without this a long stream outlives the grace period: the worker's threads keep it going, the
-    interpreter waits for them at exit, and the master kills the worker a heartbeat ``timeout`` later
-    (60 s), cutting every stream mid-chunk while two workers compete for the cores.
-    """
-    from speech.hangup import watcher
-
-    handle_exit = worker.handle_exit
-
-    def on_exit(sig: int, frame: Any) -> None:
-        handle_exit(sig, frame)
-        timer = threading.Timer(max(0.0, worker.cfg.graceful_timeout - 1.0), watcher.cancel_all)
-        timer.daemon = True
-        timer.start()
-
-    signal.signal(signal.SIGTERM, on_exit)
-    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it

@@ -11,7 +11,8 @@ streams abandoned at a random point, SSE, proxied streams, proxied streams aband
 arrival of one request every 1-2 s from 16 loopback addresses: every format, 20-4,096 characters
 (log-uniform), 25 % repeats, 10 % SSE, 10 % hang-ups, 10 % Range requests on earlier texts.
 ``--kokoro 0.2`` sends that share of the new texts to the Kokoro engine instead (Japanese, 10-400
-characters, its five voices), so both engines stay loaded.
+characters, its five voices), so both engines stay loaded. ``--max-requests N`` hands the worker
+over to a new one after N requests (speech/recycling.py); memory is then all workers' together.
 
 Every 30 s it prints the worker's RSS, open files and threads; at the end, the trend of each after
 warm-up, which should be about zero, and where the worker's resident memory lies (glibc arenas,
@@ -36,7 +37,7 @@ from pathlib import Path
 import requests
 
 from bench.load import KEY, SENTENCES, long_text, serve_upstream
-from bench.support.procstat import Usage, usage, worker_pid
+from bench.support.procstat import Usage, worker_pid, worker_pids, workers_usage
 from bench.support.server import Server, start_server, stop_server
 
 SHORT = "Hello there. This is a short answer."
@@ -151,12 +152,15 @@ def main() -> None:
     parser.add_argument("--warm-up", type=float, help="minutes left out of the trend (default: the first half)")
     parser.add_argument("--samples", type=Path, help="write every 1-second sample here (CSV: minute, RSS MB)")
     parser.add_argument("--kokoro", type=float, default=0.0, help="with --mix: the share of new texts for Kokoro")
+    parser.add_argument(
+        "--max-requests", type=int, default=0, help="hand the worker over after this many requests (0: never)"
+    )
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
     upstream = multiprocessing.Process(target=serve_upstream, args=(child,), daemon=True)
     upstream.start()
-    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": parent.recv()}
+    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": parent.recv(), "GUNICORN_MAX_REQUESTS": str(args.max_requests)}
     if args.mix:  # the site's defaults, as `make run` serves it
         defaults = ("SPEECH_RATE_LIMIT", "SPEECH_MAX_STREAMS_PER_CLIENT", "SPEECH_MAX_STREAMS")
         env.update({"SPEECH_CACHE_AUDIO": "1", **dict.fromkeys(defaults, "")})
@@ -187,8 +191,9 @@ def main() -> None:
             threading.Thread(target=mixed, args=(random.Random(seed), seen), daemon=True).start()
 
     try:
-        pid = worker_pid(server.process.pid)
-        samples: list[tuple[float, Usage]] = [(0.0, usage(pid))]
+        master = server.process.pid
+        first_worker = worker_pid(master)
+        samples: list[tuple[float, Usage]] = [(0.0, workers_usage(master))]
         if args.mix:
             threads = [threading.Thread(target=arrivals, daemon=True)]
         else:
@@ -200,7 +205,7 @@ def main() -> None:
         next_print = 0.0
         while (elapsed := time.monotonic() - start) < args.minutes * 60:
             time.sleep(1)
-            samples.append((elapsed, usage(pid)))
+            samples.append((elapsed, workers_usage(master)))
             if elapsed >= next_print:
                 failures = sum(count for kind, count in done.items() if ":" in kind)
                 now = samples[-1][1]
@@ -214,9 +219,10 @@ def main() -> None:
         for thread in threads:
             thread.join(timeout=150)
         time.sleep(2)
-        samples.append((time.monotonic() - start, usage(pid)))
-        assert worker_pid(server.process.pid) == pid, "the worker was restarted"
-        where = resident(pid)
+        samples.append((time.monotonic() - start, workers_usage(master)))
+        last_worker = worker_pids(master)[-1]  # the newest, while an old one may still be finishing
+        assert args.max_requests or worker_pid(master) == first_worker, "the worker was restarted"
+        where = resident(last_worker)
     finally:
         stop_server(server)
         parent.send("stop")
@@ -239,7 +245,12 @@ def main() -> None:
     first, last = samples[0][1], samples[-1][1]
     print(f"start → end: RSS {first.rss_mb:.0f} → {last.rss_mb:.0f} MB, fds {first.fds} → {last.fds}, "
           f"threads {first.threads} → {last.threads}")  # fmt: skip
+    print(f"peak RSS {max(u.rss_mb for _, u in samples):.0f} MB; workers: {handovers(server.log_text()) + 1}")
     print("worker resident MB by kind: " + ", ".join(f"{kind} {mb:.0f}" for kind, mb in where.items()))
+
+
+def handovers(log: str) -> int:
+    return log.count("Relieved by a successor")
 
 
 def resident(pid: int) -> dict[str, float]:

@@ -18,12 +18,15 @@ import contextlib
 import io
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
+
+from speech import recycling
 
 POLL_SECONDS = 0.2
 # Far above any speech request and above Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB), which refuses
@@ -66,13 +69,34 @@ class Deadlines:
 class RequestDeadlineWorker(ThreadWorker):
     def init_process(self) -> None:
         self.deadlines = Deadlines(float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "10")))
+        # gunicorn's max_requests (with its jitter) becomes a hand-over (speech.recycling), not a stop.
+        self.recycling = recycling.Recycling(self, self.max_requests)  # type: ignore[has-type]
+        self.max_requests = sys.maxsize
+        self.end_streams: Callable[[], None] | None = None  # once the application is loaded
+        self.grace = float(self.cfg.graceful_timeout)  # a relieved worker waits longer; a stop does not
         super().init_process()
+
+    def run(self) -> None:
+        recycling.relieve_predecessor(self.log)
+        super().run()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.recycling.waiting and not self.recycling.leaving:
+            self.recycling.leave()
+            return
+        super().handle_exit(sig, frame)
+        if self.end_streams is not None:
+            _end_streams_before(self.grace - 1.0, self.end_streams)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
+        from speech.hangup import watcher  # here, not in the signal handler, which may interrupt an import
+
+        self.end_streams = watcher.cancel_all
         application: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
 
         def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            self.recycling.count_request()
             if _buffer_body(environ):  # arrived whole: no deadline for the answer
                 self.deadlines.disarm(environ["gunicorn.socket"].fileno())
             result: Iterable[bytes] = application(environ, start_response)
@@ -86,6 +110,18 @@ class RequestDeadlineWorker(ThreadWorker):
             return super().handle(conn)
         finally:
             self.deadlines.disarm(key)
+
+
+def _end_streams_before(seconds: float, end_streams: Callable[[], None]) -> None:
+    """On restart or stop, streams still open a second before ``graceful_timeout`` end cleanly.
+
+    Without this a long stream outlives the grace period: the worker's threads keep it going, the
+    interpreter waits for them at exit, and the master kills the worker a heartbeat ``timeout`` later
+    (60 s), cutting every stream mid-chunk while two workers compete for the cores.
+    """
+    timer = threading.Timer(max(0.0, seconds), end_streams)
+    timer.daemon = True
+    timer.start()
 
 
 def _buffer_body(environ: dict[str, Any]) -> bool:

@@ -41,6 +41,18 @@ def usage(pid: int) -> Usage:
     )
 
 
+def workers_usage(master: int) -> Usage:
+    """What all of a gunicorn master's workers hold together (two of them while one hands over)."""
+    total = Usage(0.0, 0, 0)
+    for pid in worker_pids(master):
+        try:
+            one = usage(pid)
+        except (FileNotFoundError, ProcessLookupError, KeyError):  # it has just exited (gone, or a zombie)
+            continue
+        total = Usage(total.rss_mb + one.rss_mb, total.fds + one.fds, total.threads + one.threads)
+    return total
+
+
 def settles(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     """True once ``check()`` holds; polls, since a server lets go of things a moment after a client."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,88 @@
+"""Gunicorn's ``max_requests`` without a cut stream or a closed door: a worker hands over to its successor.
+
+A server's native heap creeps up under weeks of mixed traffic (BENCHMARKS.md, Memory), and the proven
+bound is to replace a worker now and then. Gunicorn's own ``max_requests`` stops the worker at once:
+its streams get ``graceful_timeout`` and are then cut, and nobody accepts a connection until the
+master has started and warmed a replacement. Here a worker that has served its share:
+
+1. asks the master for one more worker (``SIGTTIN``) and goes on serving;
+2. the new worker, once warm (``post_worker_init``), relieves it (``SIGTERM``) as it starts accepting;
+3. the relieved worker stops accepting and finishes every stream it holds (up to ``DRAIN_SECONDS``);
+4. when it exits, the master goes back to its number of workers (``child_exit``, in gunicorn.conf.py).
+
+The pipes are made when gunicorn's master imports the worker class, so every worker shares them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import struct
+import threading
+from typing import Any
+
+# A relieved worker's streams are all bounded well below this (a listener slower than real time is
+# dropped at SPEECH's STALL_TIMEOUT); it only guards against a worker that never leaves.
+DRAIN_SECONDS = 3600
+_PID = struct.Struct("i")
+_waiting_read, _waiting_write = os.pipe()  # workers waiting for a successor
+_relieved_read, _relieved_write = os.pipe()  # workers a successor relieved, for the master
+os.set_blocking(_waiting_read, False)
+os.set_blocking(_relieved_read, False)
+_relieved: set[int] = set()  # the master's
+
+
+class Recycling:
+    """One worker's count of requests, and its hand-over once it has served ``after`` of them."""
+
+    def __init__(self, worker: Any, after: int) -> None:
+        self.worker = worker
+        self.after = after
+        self.served = 0
+        self.leaving = False
+        self._lock = threading.Lock()
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.served += 1
+            if self.served != self.after:
+                return
+        os.write(_waiting_write, _PID.pack(os.getpid()))
+        self.worker.log.info("Served %d requests: starting a successor to hand over to.", self.served)
+        os.kill(self.worker.ppid, signal.SIGTTIN)
+
+    @property
+    def waiting(self) -> bool:
+        return self.served >= self.after
+
+    def leave(self) -> None:
+        """Relieved: stop accepting, finish every stream held, then exit."""
+        self.leaving = True
+        self.worker.cfg.set("graceful_timeout", DRAIN_SECONDS)
+        self.worker.alive = False
+        self.worker.log.info("Relieved by a successor: finishing %d open connections.", self.worker.nr_conns)
+
+
+def relieve_predecessor(log: Any) -> None:
+    """In a new worker about to accept: tell one worker waiting for a successor to leave."""
+    try:
+        waiting = os.read(_waiting_read, _PID.size)
+    except BlockingIOError:
+        return
+    (pid,) = _PID.unpack(waiting)
+    os.write(_relieved_write, waiting)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        log.warning("Worker %d, waiting for a successor, has gone already.", pid)
+
+
+def child_exit(arbiter: Any, worker: Any) -> None:
+    """Gunicorn's master hook: a relieved worker's place was taken by its successor, so do not refill it."""
+    with contextlib.suppress(BlockingIOError):
+        while data := os.read(_relieved_read, 64 * _PID.size):
+            _relieved.update(pid for (pid,) in _PID.iter_unpack(data))
+    if worker.pid in _relieved:
+        _relieved.discard(worker.pid)
+        arbiter.num_workers -= 1

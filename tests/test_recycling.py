@@ -1,0 +1,88 @@
+"""gunicorn's max_requests as a hand-over: the worker is replaced, no stream is cut, the door never closes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.support.fake_upstream import Behaviour, FakeUpstream, audio_body
+from bench.support.procstat import worker_pids
+from bench.support.server import Server
+
+KEY = "sk-test-recycling"
+GRACE = 1
+SHARE = 10  # requests a worker serves; the harness's readiness checks count too, fewer than this
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream(KEY).start()
+    yield fake
+    fake.stop()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def read_long_stream(server: Server, result: dict[str, object]) -> None:
+    body = {"model": "tts-1", "voice": "alloy", "input": "A long answer.", "response_format": "pcm"}
+    with requests.post(f"{server.url}/v1/audio/speech", json=body, stream=True, timeout=60) as response:
+        result["status"] = response.status_code
+        result["content"] = b"".join(response.iter_content(chunk_size=None))
+
+
+def test_a_worker_that_served_its_share_hands_over_and_finishes_its_streams(
+    upstream: FakeUpstream, make_server: Callable[..., Server]
+) -> None:
+    # The upstream sends its answer slowly, so the stream is still open when the worker is replaced.
+    upstream.behaviour = Behaviour(chunk_size=4096, interval=0.2)
+    server = make_server(
+        OPENAI_API_KEY=KEY,
+        OPENAI_BASE_URL=upstream.url,
+        GUNICORN_MAX_REQUESTS=str(SHARE),
+        GUNICORN_GRACEFUL_TIMEOUT=str(GRACE),
+    )
+    master = server.process.pid
+    [old] = worker_pids(master)
+    result: dict[str, object] = {}
+    reader = threading.Thread(target=read_long_stream, args=(server, result))
+    reader.start()
+    wait_until(lambda: upstream.exchanges and upstream.exchanges[0].sent)
+
+    # More requests, till the worker has served its share: a successor starts while it goes on serving.
+    for _ in range(SHARE):
+        assert server.post_speech(stream=False, input="Short.").status_code == 200
+        if "starting a successor" in server.log_text():
+            break
+    wait_until(lambda: "Relieved by a successor" in server.log_text())
+    relieved = time.monotonic()
+    [new] = [pid for pid in worker_pids(master) if pid != old]
+
+    # The successor serves at once, while the old worker still holds the stream, past the grace period.
+    response = server.post_speech(stream=False, input="The successor speaks.")
+    assert response.status_code == 200
+    assert len(response.content) > 1000
+    wait_until(lambda: time.monotonic() - relieved > 2 * GRACE)
+    assert Path(f"/proc/{old}").exists()
+    assert upstream.exchanges[0].finished is None
+
+    upstream.behaviour.interval = 0  # the rest of the answer at once
+    reader.join(timeout=60)
+    assert result["status"] == 200
+    assert result["content"] == audio_body("pcm")  # whole, not cut
+    wait_until(lambda: not Path(f"/proc/{old}").exists())
+    # The master does not refill the old worker's place: one worker, the successor.
+    time.sleep(2)
+    assert worker_pids(master) == [new]
+    log = server.log_text()
+    assert log.count("Booting worker") == 2
+    assert "Traceback" not in log
