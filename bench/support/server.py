@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import gc
 import json
 import os
 import re
@@ -146,6 +147,10 @@ def _run_migrate(env: dict[str, str]) -> None:
 
 
 def stop_server(server: Server) -> None:
+    # Responses a test no longer holds may still keep their connection open, in a reference cycle, and
+    # a stopping gunicorn gives every kept-alive connection 2 s for a request: collect them first (~0.1 s).
+    if server.kind == "gunicorn":
+        gc.collect()
     if server.process.poll() is None:
         os.killpg(server.process.pid, signal.SIGTERM)
         try:
