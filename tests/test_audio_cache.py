@@ -117,8 +117,8 @@ def test_size_bound_evicts_the_least_recently_used(make_server: Callable[..., Se
     assert speak(server, first, fmt="pcm").headers["X-Speech-Cache"] == "miss"
 
 
-def test_cache_can_be_turned_off(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_CACHE_AUDIO="0")
+def test_cache_can_be_turned_off(servers: Callable[[str], Server]) -> None:
+    server = servers("gunicorn")  # the session's, started with SPEECH_CACHE_AUDIO=0 (bench.support.server)
     for _ in range(2):
         response = speak(server, "Never stored.")
         assert response.status_code == 200

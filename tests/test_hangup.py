@@ -36,8 +36,7 @@ def test_hang_up_stops_synthesis(make_server: Any, kind: str) -> None:
     assert after < 20  # of the 45+ pieces the whole text needs
 
 
-def test_server_keeps_serving_after_a_hang_up(make_server: Any) -> None:
-    server: Server = make_server()
+def test_server_keeps_serving_after_a_hang_up(server: Server) -> None:
     for _ in range(3):
         response = server.post_speech(input=LONG, response_format="mp3")
         next(response.iter_content(chunk_size=1024))
