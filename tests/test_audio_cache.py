@@ -3,6 +3,8 @@ streams, and serves ranges."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -80,13 +82,28 @@ def test_range_requests_on_a_replay(server: Server) -> None:
     assert whole.content == full
 
 
+def usage_status(server: Server, request_id: str) -> int | None:
+    """The status of the request's usage record: written once its stream has ended, after the cache
+    kept or dropped what it stored (None until then)."""
+    deadline = time.monotonic() + 20
+    while True:
+        with sqlite3.connect(server.log.parent / "db.sqlite3") as db:
+            row = db.execute("SELECT status FROM speech_usage WHERE request_id = ?", (request_id,)).fetchone()
+        if row is not None or time.monotonic() > deadline:
+            return None if row is None else int(row[0])
+        time.sleep(0.05)
+
+
 def test_a_stream_cut_short_is_not_cached(server: Server) -> None:
     text = unique("This long text is cut short by the listener. " * 30)
     body = {"model": "piper", "voice": "alloy", "input": text, "response_format": "pcm"}
     with requests.post(f"{server.url}/v1/audio/speech", json=body, stream=True, timeout=60) as cut:
         chunks = cut.iter_content(4096)
         next(chunks)
-    assert speak(server, text, fmt="pcm").headers["X-Speech-Cache"] == "miss"
+    assert usage_status(server, cut.headers["X-Request-ID"]) == 499  # the server has seen the cut and is done
+    # Whether the text is cached shows in the headers: the second stream is not read (its synthesis is stopped).
+    with requests.post(f"{server.url}/v1/audio/speech", json=body, stream=True, timeout=60) as again:
+        assert again.headers["X-Speech-Cache"] == "miss"
 
 
 def test_size_bound_evicts_the_least_recently_used(make_server: Callable[..., Server]) -> None:
@@ -100,8 +117,8 @@ def test_size_bound_evicts_the_least_recently_used(make_server: Callable[..., Se
     assert speak(server, first, fmt="pcm").headers["X-Speech-Cache"] == "miss"
 
 
-def test_cache_can_be_turned_off(make_server: Callable[..., Server]) -> None:
-    server = make_server(SPEECH_CACHE_AUDIO="0")
+def test_cache_can_be_turned_off(servers: Callable[[str], Server]) -> None:
+    server = servers("gunicorn")  # the session's, started with SPEECH_CACHE_AUDIO=0 (bench.support.server)
     for _ in range(2):
         response = speak(server, "Never stored.")
         assert response.status_code == 200

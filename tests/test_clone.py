@@ -15,7 +15,7 @@ FIXTURE_TESTS = ["tests/test_client_decode.py", "tests/test_proxy_routing.py", "
 
 
 def test_fixture_tests_pass_in_a_copy_of_the_tracked_files(tmp_path: Path) -> None:
-    repo = copy_tracked_files(tmp_path / "repo")
+    repo = copy_tracked_files(tmp_path / "repo", venv=False)  # run by this venv's python: no make, no venv
     assert sorted(path.name for path in tmp_path.iterdir()) == ["repo"]
     env = {name: value for name, value in os.environ.items() if not name.startswith(("DJANGO_", "PYTEST_"))}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *FIXTURE_TESTS]
