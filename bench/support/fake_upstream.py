@@ -16,6 +16,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,7 @@ class Behaviour:
     retry_after: str | None = None
     message: str = "Something went wrong upstream."
     repeat: int = 1  # the fixture this many times over: a long body at once
+    after_chunk: Callable[[int], None] | None = None  # called with each chunk's end offset once it is sent
 
 
 @dataclass
@@ -181,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             offset += len(chunk)
             exchange.sent.append((time.monotonic(), offset))
+            if behaviour.after_chunk is not None:
+                behaviour.after_chunk(offset)
         if behaviour.chunked:
             self.wfile.write(b"0\r\n\r\n")
         exchange.finished = time.monotonic()
