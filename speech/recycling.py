@@ -20,11 +20,13 @@ import os
 import signal
 import struct
 import threading
+import time
 from typing import Any
 
 # A relieved worker's streams are all bounded well below this (a listener slower than real time is
 # dropped at SPEECH's STALL_TIMEOUT); it only guards against a worker that never leaves.
 DRAIN_SECONDS = 3600
+MIN_AGE_SECONDS = 600  # GUNICORN_MIN_WORKER_AGE
 _PID = struct.Struct("i")
 _waiting_read, _waiting_write = os.pipe()  # workers waiting for a successor
 _relieved_read, _relieved_write = os.pipe()  # workers a successor relieved, for the master
@@ -34,27 +36,28 @@ _relieved: set[int] = set()  # the master's
 
 
 class Recycling:
-    """One worker's count of requests, and its hand-over once it has served ``after`` of them."""
+    """One worker's count of requests, and its hand-over once it has served ``after`` of them and
+    lived ``min_age`` seconds: a flood of cheap requests cannot make workers start (and load their
+    voices) more than once per ``min_age``."""
 
-    def __init__(self, worker: Any, after: int) -> None:
+    def __init__(self, worker: Any, after: int, min_age: float) -> None:
         self.worker = worker
         self.after = after
         self.served = 0
+        self.waiting = False
         self.leaving = False
+        self._ready_at = time.monotonic() + min_age
         self._lock = threading.Lock()
 
     def count_request(self) -> None:
         with self._lock:
             self.served += 1
-            if self.served != self.after:
+            if self.waiting or self.served < self.after or time.monotonic() < self._ready_at:
                 return
+            self.waiting = True
         os.write(_waiting_write, _PID.pack(os.getpid()))
         self.worker.log.info("Served %d requests: starting a successor to hand over to.", self.served)
         os.kill(self.worker.ppid, signal.SIGTTIN)
-
-    @property
-    def waiting(self) -> bool:
-        return self.served >= self.after
 
     def leave(self) -> None:
         """Relieved: stop accepting, finish every stream held, then exit."""

@@ -70,7 +70,8 @@ class RequestDeadlineWorker(ThreadWorker):
     def init_process(self) -> None:
         self.deadlines = Deadlines(float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "10")))
         # gunicorn's max_requests (with its jitter) becomes a hand-over (speech.recycling), not a stop.
-        self.recycling = recycling.Recycling(self, self.max_requests)  # type: ignore[has-type]
+        min_age = float(os.environ.get("GUNICORN_MIN_WORKER_AGE", recycling.MIN_AGE_SECONDS))
+        self.recycling = recycling.Recycling(self, self.max_requests, min_age)  # type: ignore[has-type]
         self.max_requests = sys.maxsize
         self.end_streams: Callable[[], None] | None = None  # once the application is loaded
         self.grace = float(self.cfg.graceful_timeout)  # a relieved worker waits longer; a stop does not

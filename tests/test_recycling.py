@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -13,6 +17,7 @@ import requests
 from bench.support.fake_upstream import Behaviour, FakeUpstream, audio_body
 from bench.support.procstat import worker_pids
 from bench.support.server import Server
+from speech import recycling
 
 KEY = "sk-test-recycling"
 GRACE = 1
@@ -49,6 +54,7 @@ def test_a_worker_that_served_its_share_hands_over_and_finishes_its_streams(
         OPENAI_API_KEY=KEY,
         OPENAI_BASE_URL=upstream.url,
         GUNICORN_MAX_REQUESTS=str(SHARE),
+        GUNICORN_MIN_WORKER_AGE="0",
         GUNICORN_GRACEFUL_TIMEOUT=str(GRACE),
     )
     master = server.process.pid
@@ -86,3 +92,23 @@ def test_a_worker_that_served_its_share_hands_over_and_finishes_its_streams(
     log = server.log_text()
     assert log.count("Booting worker") == 2
     assert "Traceback" not in log
+
+
+def test_a_flood_of_requests_starts_at_most_one_successor_per_worker_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: asked.append(sig))
+    worker = SimpleNamespace(ppid=1, log=logging.getLogger(__name__))
+
+    young = recycling.Recycling(worker, after=3, min_age=3600)
+    for _ in range(100):
+        young.count_request()
+    assert asked == []
+    assert not young.waiting
+
+    grown = recycling.Recycling(worker, after=3, min_age=0)
+    for _ in range(100):
+        grown.count_request()
+    assert asked == [signal.SIGTTIN]  # once, however many requests follow
+    assert grown.waiting
+    recycling.relieve_predecessor(worker.log)  # as its successor would
+    assert asked == [signal.SIGTTIN, signal.SIGTERM]
