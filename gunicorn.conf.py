@@ -35,4 +35,7 @@ control_socket_disable = True
 def post_worker_init(worker: Any) -> None:
     from speech.warmup import warm_up
 
-    warm_up()
+    try:
+        warm_up()
+    except Exception:  # gunicorn halts the whole server when a worker fails to boot, mid hand-over too
+        worker.log.exception("The warm-up failed: engines and voices load on first use.")

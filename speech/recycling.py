@@ -6,7 +6,7 @@ its streams get ``graceful_timeout`` and are then cut, and nobody accepts a conn
 master has started and warmed a replacement. Here a worker that has served its share:
 
 1. asks the master for one more worker (``SIGTTIN``) and goes on serving;
-2. the new worker, once warm (``post_worker_init``), relieves it (``SIGTERM``) as it starts accepting;
+2. the new worker, once warm (``post_worker_init``), relieves it (``SIGUSR2``) as it starts accepting;
 3. the relieved worker stops accepting and finishes every stream it holds (up to ``DRAIN_SECONDS``);
 4. when it exits, the master goes back to its number of workers (``child_exit``, in gunicorn.conf.py).
 
@@ -27,6 +27,7 @@ from typing import Any
 # dropped at SPEECH's STALL_TIMEOUT); it only guards against a worker that never leaves.
 DRAIN_SECONDS = 3600
 MIN_AGE_SECONDS = 600  # GUNICORN_MIN_WORKER_AGE
+RELIEVE = signal.SIGUSR2  # from a successor; SIGTERM stays a stop (a restart, a shutdown)
 _PID = struct.Struct("i")
 _waiting_read, _waiting_write = os.pipe()  # workers waiting for a successor
 _relieved_read, _relieved_write = os.pipe()  # workers a successor relieved, for the master
@@ -60,11 +61,12 @@ class Recycling:
         os.kill(self.worker.ppid, signal.SIGTTIN)
 
     def leave(self) -> None:
-        """Relieved: stop accepting, finish every stream held, then exit."""
+        """Relieved (in a signal handler): stop accepting, finish every stream held, then exit."""
+        if not self.waiting or self.leaving:
+            return
         self.leaving = True
         self.worker.cfg.set("graceful_timeout", DRAIN_SECONDS)
         self.worker.alive = False
-        self.worker.log.info("Relieved by a successor: finishing %d open connections.", self.worker.nr_conns)
 
 
 def relieve_predecessor(log: Any) -> None:
@@ -76,9 +78,10 @@ def relieve_predecessor(log: Any) -> None:
     (pid,) = _PID.unpack(waiting)
     os.write(_relieved_write, waiting)
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        os.kill(pid, RELIEVE)
+    except ProcessLookupError:  # it died meanwhile, and the master replaced it: one worker too many now
         log.warning("Worker %d, waiting for a successor, has gone already.", pid)
+        os.kill(os.getppid(), signal.SIGTTOU)
 
 
 def child_exit(arbiter: Any, worker: Any) -> None:
@@ -86,6 +89,6 @@ def child_exit(arbiter: Any, worker: Any) -> None:
     with contextlib.suppress(BlockingIOError):
         while data := os.read(_relieved_read, 64 * _PID.size):
             _relieved.update(pid for (pid,) in _PID.iter_unpack(data))
-    if worker.pid in _relieved:
-        _relieved.discard(worker.pid)
+    if worker.pid in _relieved and arbiter.num_workers > arbiter.cfg.workers:  # not after a reload (HUP)
         arbiter.num_workers -= 1
+    _relieved.intersection_update(arbiter.WORKERS)  # workers gone otherwise, whose pids may come again

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import socket
 import sys
 import threading
@@ -73,27 +74,33 @@ class RequestDeadlineWorker(ThreadWorker):
         min_age = float(os.environ.get("GUNICORN_MIN_WORKER_AGE", recycling.MIN_AGE_SECONDS))
         self.recycling = recycling.Recycling(self, self.max_requests, min_age)  # type: ignore[has-type]
         self.max_requests = sys.maxsize
-        self.end_streams: Callable[[], None] | None = None  # once the application is loaded
+        self.stopped_at: float | None = None  # when SIGTERM came
         self.grace = float(self.cfg.graceful_timeout)  # a relieved worker waits longer; a stop does not
         super().init_process()
 
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.signal(recycling.RELIEVE, self.handle_relieve)
+        signal.siginterrupt(recycling.RELIEVE, False)
+
     def run(self) -> None:
-        recycling.relieve_predecessor(self.log)
+        if self.alive:  # not while being stopped already: it would take a predecessor's place and go
+            recycling.relieve_predecessor(self.log)
         super().run()
 
+    # Signal handlers only set flags: the work (logging, a timer) is ``_watch_exit``'s, in its thread.
+    def handle_relieve(self, sig: int, frame: Any) -> None:
+        self.recycling.leave()
+
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.recycling.waiting and not self.recycling.leaving:
-            self.recycling.leave()
-            return
         super().handle_exit(sig, frame)
-        if self.end_streams is not None:
-            _end_streams_before(self.grace - 1.0, self.end_streams)
+        self.stopped_at = time.monotonic()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        from speech.hangup import watcher  # here, not in the signal handler, which may interrupt an import
+        from speech.hangup import watcher  # here, not in a signal handler, which may interrupt an import
 
-        self.end_streams = watcher.cancel_all
+        threading.Thread(target=self._watch_exit, args=(watcher.cancel_all,), daemon=True).start()
         application: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
 
         def read_then_run(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -105,24 +112,29 @@ class RequestDeadlineWorker(ThreadWorker):
 
         self.wsgi = read_then_run
 
+    def _watch_exit(self, end_streams: Callable[[], None]) -> None:
+        """On restart or stop, streams still open a second before ``graceful_timeout`` end cleanly.
+
+        Without this a long stream outlives the grace period: the worker's threads keep it going, the
+        interpreter waits for them at exit, and the master kills the worker a heartbeat ``timeout``
+        later (60 s), cutting every stream mid-chunk while two workers compete for the cores. A relieved
+        worker instead finishes its streams, unless it is stopped meanwhile.
+        """
+        told = False
+        while self.stopped_at is None:
+            if self.recycling.leaving and not told:
+                told = True
+                self.log.info("Relieved by a successor: finishing %d open connections.", self.nr_conns)
+            time.sleep(POLL_SECONDS)
+        time.sleep(max(0.0, self.stopped_at + self.grace - 1.0 - time.monotonic()))
+        end_streams()
+
     def handle(self, conn: Any) -> Any:
         key = self.deadlines.arm(conn.sock)
         try:
             return super().handle(conn)
         finally:
             self.deadlines.disarm(key)
-
-
-def _end_streams_before(seconds: float, end_streams: Callable[[], None]) -> None:
-    """On restart or stop, streams still open a second before ``graceful_timeout`` end cleanly.
-
-    Without this a long stream outlives the grace period: the worker's threads keep it going, the
-    interpreter waits for them at exit, and the master kills the worker a heartbeat ``timeout`` later
-    (60 s), cutting every stream mid-chunk while two workers compete for the cores.
-    """
-    timer = threading.Timer(max(0.0, seconds), end_streams)
-    timer.daemon = True
-    timer.start()
 
 
 def _buffer_body(environ: dict[str, Any]) -> bool:
