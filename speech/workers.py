@@ -75,6 +75,7 @@ class RequestDeadlineWorker(ThreadWorker):
         self.recycling = recycling.Recycling(self, self.max_requests, min_age)  # type: ignore[has-type]
         self.max_requests = sys.maxsize
         self.stopped_at: float | None = None  # when SIGTERM came
+        self.signalled = threading.Event()  # a relief or a stop, for ``_watch_exit``
         self.grace = float(self.cfg.graceful_timeout)  # a relieved worker waits longer; a stop does not
         super().init_process()
 
@@ -91,10 +92,12 @@ class RequestDeadlineWorker(ThreadWorker):
     # Signal handlers only set flags: the work (logging, a timer) is ``_watch_exit``'s, in its thread.
     def handle_relieve(self, sig: int, frame: Any) -> None:
         self.recycling.leave()
+        self.signalled.set()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         self.stopped_at = time.monotonic()
+        self.signalled.set()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -120,12 +123,12 @@ class RequestDeadlineWorker(ThreadWorker):
         later (60 s), cutting every stream mid-chunk while two workers compete for the cores. A relieved
         worker instead finishes its streams, unless it is stopped meanwhile.
         """
-        told = False
-        while self.stopped_at is None:
-            if self.recycling.leaving and not told:
-                told = True
-                self.log.info("Relieved by a successor: finishing %d open connections.", self.nr_conns)
-            time.sleep(POLL_SECONDS)
+        self.signalled.wait()
+        if self.stopped_at is None:  # relieved first
+            self.log.info("Relieved by a successor: finishing %d open connections.", self.nr_conns)
+        while self.stopped_at is None:  # a handler sets ``stopped_at`` before it signals
+            self.signalled.wait()
+            self.signalled.clear()
         time.sleep(max(0.0, self.stopped_at + self.grace - 1.0 - time.monotonic()))
         end_streams()
 
