@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from bench.support.fake_upstream import Behaviour, FakeUpstream, audio_body
-from bench.support.procstat import worker_pids
+from bench.support.procstat import settles, worker_pids
 from bench.support.server import Server
 from speech import recycling
 
@@ -31,13 +31,6 @@ def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream(KEY).start()
     yield fake
     fake.stop()
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def read_long_stream(server: Server, result: dict[str, object]) -> None:
@@ -73,14 +66,14 @@ def hand_over(upstream: FakeUpstream, make_server: Callable[..., Server]) -> Han
     result: dict[str, object] = {}
     reader = threading.Thread(target=read_long_stream, args=(server, result))
     reader.start()
-    wait_until(lambda: upstream.exchanges and upstream.exchanges[0].sent)
+    assert settles(lambda: bool(upstream.exchanges and upstream.exchanges[0].sent), timeout=60)
 
     # More requests, till the worker has served its share: a successor starts while it goes on serving.
     for _ in range(SHARE):
         assert server.post_speech(stream=False, input="Short.").status_code == 200
         if "starting a successor" in server.log_text():
             break
-    wait_until(lambda: "Relieved by a successor" in server.log_text(), timeout=180)  # the successor's warm-up
+    assert settles(lambda: "Relieved by a successor" in server.log_text(), timeout=180)  # the successor's warm-up
     [new] = [pid for pid in worker_pids(master) if pid != old]
     return HandOver(server, old, new, reader, result, time.monotonic())
 
@@ -98,7 +91,7 @@ def test_a_worker_that_served_its_share_hands_over_and_finishes_its_streams(
     response = server.post_speech(stream=False, input="The successor speaks.")
     assert response.status_code == 200
     assert len(response.content) > 1000
-    wait_until(lambda: time.monotonic() - relieved > 2 * GRACE)
+    time.sleep(max(0.0, relieved + 2 * GRACE - time.monotonic()))
     assert Path(f"/proc/{old}").exists()
     assert upstream.exchanges[0].finished is None
 
@@ -106,7 +99,7 @@ def test_a_worker_that_served_its_share_hands_over_and_finishes_its_streams(
     reader.join(timeout=60)
     assert result["status"] == 200
     assert result["content"] == audio_body("pcm") * LONG  # whole, not cut
-    wait_until(lambda: not Path(f"/proc/{old}").exists())
+    assert settles(lambda: not Path(f"/proc/{old}").exists(), timeout=60)
     # The master does not refill the old worker's place: one worker, the successor.
     time.sleep(2)
     assert worker_pids(master) == [new]
